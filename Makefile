@@ -1,0 +1,36 @@
+# Every target sets itself up: a virtual environment in .venv with the pinned local stack.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+COMPILED := pipelines/compiled
+
+.PHONY: demo test lint compile bench clean
+
+$(STAMP): pyproject.toml requirements/local.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# CPU torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -r requirements/local.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)  ## run the whole pipeline locally on the tiny preset
+	$(BIN)/hala run --preset tiny
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src components pipelines tests bench
+	$(BIN)/ruff format --check src components pipelines tests bench
+
+compile: $(STAMP)  ## recompile the committed cluster pipelines
+	for p in nano small paper; do $(BIN)/hala compile --preset $$p --output $(COMPILED)/$$p.yaml; done
+
+bench: $(STAMP)
+	$(BIN)/python bench/data_prep.py
+
+clean:
+	rm -rf $(VENV) runs mlflow.db

@@ -1,0 +1,1 @@
+"""Thin KFP components: typed artifacts in, one hala.* call, artifacts out."""

@@ -1,0 +1,1 @@
+"""The hala pipeline graph and its compiled cluster presets."""

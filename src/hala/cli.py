@@ -1,0 +1,109 @@
+"""The ``hala`` command: ``hala --help`` lists the subcommands, each with its own ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hala.errors import HalaError
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from hala_pipelines.compile import compile_preset
+
+    path = compile_preset(args.preset, Path(args.output))
+    print(f"compiled preset '{args.preset}' to {path}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from hala_pipelines.local import run_local, source_counts
+
+    result = run_local(args.preset, Path(args.workdir), args.run_name)
+    print(f"\npipeline '{args.preset}' finished in {result.seconds:.1f} s")
+    print(f"{'source':<16}{'read':>8}{'kept':>8}  quarantined")
+    for counts in source_counts(result.pipeline_root):
+        print(f"{counts['source']:<16}{counts['read']:>8}{counts['kept']:>8}  {counts['quarantined'] or '-'}")
+    print(f"outputs:        {result.pipeline_root}")
+    print(f"MLflow:         {result.tracking_uri} (experiment '{result.experiment}', run '{result.run_name}')")
+    print(f"browse MLflow:  .venv/bin/mlflow ui --backend-store-uri {result.tracking_uri}")
+    return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from hala.prepare import prepare_source
+    from hala.sources import get_source
+
+    try:
+        spec = get_source(args.source)
+    except KeyError as exc:
+        raise HalaError(str(exc.args[0])) from None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.out) if args.out else Path(tmp)
+        counts = prepare_source(spec, args.path, out, num_shards=args.shards, limit=args.limit)
+    report = {
+        "source": spec.hub_id,
+        "read": counts.read,
+        "kept": counts.kept,
+        "quarantined": counts.quarantined,
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _cmd_tiny_models(args: argparse.Namespace) -> int:
+    from hala.tiny_models import build_tiny_models
+
+    for name, path in build_tiny_models(Path(args.out), seed=args.seed).items():
+        print(f"{name:<18} {path}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hala", description="The HALA translate-and-tune recipe on Kubeflow.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("compile", help="compile a preset's pipeline to KFP YAML")
+    p.add_argument("--preset", required=True, help="preset name (tiny, nano, small, paper) or YAML path")
+    p.add_argument("--output", required=True, help="YAML file to write")
+    p.set_defaults(func=_cmd_compile)
+
+    p = sub.add_parser("run", help="run a preset's pipeline locally through KFP's local runner")
+    p.add_argument("--preset", default="tiny", help="preset name or YAML path (default: tiny)")
+    p.add_argument("--workdir", default="runs", help="folder for pipeline outputs (default: ./runs)")
+    p.add_argument("--run-name", default="", help="name of the parent MLflow run (default: preset-timestamp)")
+    p.set_defaults(func=_cmd_run)
+
+    data = sub.add_parser("data", help="source dataset tools").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("check", help="validate and normalise a local folder of a source's data files")
+    p.add_argument("source", help="the source's hub id (Open-Orca/OpenOrca) or key (openorca)")
+    p.add_argument("path", help="a local folder of data files (or a hub id, which downloads)")
+    p.add_argument("--limit", type=int, default=None, help="read only the first N rows")
+    p.add_argument("--shards", type=int, default=1, help="number of output shards (default 1)")
+    p.add_argument("--out", default=None, help="keep the shards and quarantine here (default: discard)")
+    p.set_defaults(func=_cmd_data_check)
+
+    p = sub.add_parser("tiny-models", help="build the tiny LFM2 models of the tiny preset, offline")
+    p.add_argument("--out", required=True, help="folder to write one model folder per role into")
+    p.add_argument("--seed", type=int, default=0, help="seed (same seed, same bytes)")
+    p.set_defaults(func=_cmd_tiny_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hala`` console script."""
+    args = _parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except HalaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""The data-preparation stage: read a source, validate, normalise, quarantine, shard, write.
+
+Output folder of one source::
+
+    shards/shard-00000-of-00004.parquet ...   kept records (common record schema), by id hash
+    quarantine.parquet                        set-aside rows: id, row, reason, column
+    counts.json                               read = kept + sum(quarantined by reason), fingerprint
+
+Every input row ends in exactly one of the shards or the quarantine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hala.errors import SourceReadError
+from hala.sources import RECORD_SCHEMA, SourceSpec
+from hala.sources.columnar import stable_hash, stable_shard
+from hala.sources.schema import check_columns
+
+QUARANTINE_SCHEMA = pa.schema(
+    [("id", pa.string()), ("row", pa.int64()), ("reason", pa.string()), ("column", pa.string())]
+)
+
+
+@dataclass
+class SourceCounts:
+    """What happened to every row of one source."""
+
+    source: str
+    hub_id: str
+    revision: str
+    location: str
+    read: int
+    kept: int
+    quarantined: dict[str, int] = field(default_factory=dict)
+    num_shards: int = 0
+    fingerprint: str = ""
+
+    def balanced(self) -> bool:
+        """Whether every row read is accounted for."""
+        return self.read == self.kept + sum(self.quarantined.values())
+
+
+@dataclass
+class Prepared:
+    """The normalised records of one source, split into kept rows and quarantined rows."""
+
+    kept: pa.Table
+    quarantine: pa.Table
+    read: int
+
+    def quarantined_by_reason(self) -> dict[str, int]:
+        """Counts of quarantined rows per reason, sorted by reason."""
+        return dict(sorted(Counter(self.quarantine.column("reason").to_pylist()).items()))
+
+
+def _is_local(location: str) -> bool:
+    return Path(location).exists()
+
+
+def read_source(spec: SourceSpec, location: str, limit: int | None = None, revision: str | None = None) -> pa.Table:
+    """Read a source's split with ``datasets.load_dataset`` as an Arrow table.
+
+    ``location`` is the hub id on the cluster, or a local folder of data files (tests, ``tiny``);
+    ``limit`` keeps the first N rows of the split.
+    """
+    from datasets import load_dataset  # heavy import, only when reading
+
+    split = spec.split if limit is None else f"{spec.split}[:{limit}]"
+    local = _is_local(location)
+    if local and not any(Path(location).rglob(f"*.{ext}") for ext in spec.extensions):
+        raise SourceReadError(
+            f"{spec.key} ({spec.hub_id}): no data files ({', '.join(spec.extensions)}) under {location}. "
+            "Point the preset's data.root at a folder with one sub-folder of data files per source."
+        )
+    kwargs = {} if local else {"name": spec.subset, "revision": revision or spec.revision}
+    try:
+        dataset = load_dataset(location, split=split, **kwargs)
+    except Exception as exc:  # datasets raises many types; all mean "cannot read this source"
+        raise SourceReadError(
+            f"{spec.key} ({spec.hub_id}): cannot read split '{split}' from {location}: "
+            f"{type(exc).__name__}: {exc}. Check that the files are valid {'/'.join(spec.extensions)} "
+            "with one type per column, or that the hub id, subset and revision exist."
+        ) from exc
+    return dataset.with_format("arrow")[:]
+
+
+def _first_occurrence(ids: pa.Array) -> np.ndarray:
+    """True for the first row of each id, False for later repeats.
+
+    Candidates come from a 64-bit hash of each id (one sort); every candidate repeat is then
+    confirmed by comparing the ids themselves, so a hash collision never drops a row.
+    """
+    hashes = stable_hash(ids)
+    _, first_rows = np.unique(hashes, return_index=True)
+    keep = np.zeros(len(ids), dtype=bool)
+    keep[first_rows] = True
+    repeats = np.flatnonzero(~keep)
+    if repeats.size:
+        seen = {int(hashes[row]): {ids[int(row)].as_py()} for row in first_rows[np.isin(hashes[first_rows], hashes[repeats])]}
+        for row in repeats.tolist():
+            same_hash = seen[int(hashes[row])]
+            value = ids[row].as_py()
+            if value not in same_hash:  # a hash collision, not a repeat: keep it
+                keep[row] = True
+                same_hash.add(value)
+    return keep
+
+
+def normalise_table(spec: SourceSpec, table: pa.Table) -> Prepared:
+    """Check the schema, normalise every row and split kept rows from quarantined ones."""
+    check_columns(f"{spec.key} ({spec.hub_id})", table, spec.columns)
+    out = spec.normalise(table)
+    out.flag(~_first_occurrence(out.ids), "duplicate_id", "id")
+    n = table.num_rows
+    meta = out.meta if out.meta is not None else pa.nulls(n, pa.string())
+    records = pa.Table.from_arrays(
+        [out.ids, pa.repeat(pa.scalar(spec.key, pa.string()), n), out.messages, meta],
+        schema=RECORD_SCHEMA,
+    )
+    keep = out.codes == 0
+    bad = np.flatnonzero(~keep)
+    labels = out.labels
+    quarantine = pa.Table.from_arrays(
+        [
+            out.ids.take(pa.array(bad)),
+            pa.array(bad, pa.int64()),
+            pa.array([labels[c - 1][0] for c in out.codes[bad]], pa.string()),
+            pa.array([labels[c - 1][1] for c in out.codes[bad]], pa.string()),
+        ],
+        schema=QUARANTINE_SCHEMA,
+    )
+    kept = records if bad.size == 0 else records.filter(pa.array(keep))
+    return Prepared(kept=kept, quarantine=quarantine, read=n)
+
+
+def shard_indices(table: pa.Table, num_shards: int) -> list[np.ndarray]:
+    """Row indices of each shard, by a stable hash of the record id (input order kept within a shard)."""
+    shard_of = stable_shard(table.column("id"), num_shards)
+    order = np.argsort(shard_of, kind="stable")
+    bounds = np.searchsorted(shard_of[order], np.arange(num_shards + 1))
+    return [order[bounds[s] : bounds[s + 1]] for s in range(num_shards)]
+
+
+def shard_table(table: pa.Table, num_shards: int) -> list[pa.Table]:
+    """Split records into ``num_shards`` tables by :func:`shard_indices`."""
+    return [table.take(pa.array(rows)) for rows in shard_indices(table, num_shards)]
+
+
+def shard_name(index: int, num_shards: int) -> str:
+    """File name of one shard."""
+    return f"shard-{index:05d}-of-{num_shards:05d}.parquet"
+
+
+def _fingerprint(tables: list[pa.Table]) -> str:
+    digest = hashlib.sha256()
+    for table in tables:
+        for column in ("id", "messages", "meta"):
+            for chunk in table.column(column).chunks:
+                for buffer in chunk.buffers():
+                    if buffer is not None:
+                        digest.update(buffer)
+        digest.update(str(table.num_rows).encode())
+    return digest.hexdigest()
+
+
+def write_shards(table: pa.Table, num_shards: int, out_dir: Path) -> list[pa.Table]:
+    """Shard ``table`` and write ``out_dir/shards/shard-XXXXX-of-YYYYY.parquet``; returns the shards.
+
+    Gathering and Parquet encoding release the GIL, so one thread per core builds and writes
+    shards side by side.
+    """
+    shard_dir = out_dir / "shards"
+    shard_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(index: int, rows: np.ndarray) -> pa.Table:
+        shard = table.take(pa.array(rows)).combine_chunks()
+        # Dictionary encoding only pays off on the low-cardinality column.
+        pq.write_table(shard, shard_dir / shard_name(index, num_shards), use_dictionary=["source"])
+        return shard
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(write, range(num_shards), shard_indices(table, num_shards)))
+
+
+def prepare_source(
+    spec: SourceSpec,
+    location: str,
+    out_dir: Path,
+    num_shards: int,
+    limit: int | None = None,
+    revision: str | None = None,
+) -> SourceCounts:
+    """Read, validate, normalise and shard one source into ``out_dir``; writes ``counts.json``."""
+    table = read_source(spec, location, limit=limit, revision=revision)
+    prepared = normalise_table(spec, table)
+    shards = write_shards(prepared.kept, num_shards, out_dir)
+    pq.write_table(prepared.quarantine, out_dir / "quarantine.parquet")
+    counts = SourceCounts(
+        source=spec.key,
+        hub_id=spec.hub_id,
+        revision=revision or spec.revision,
+        location=location,
+        read=prepared.read,
+        kept=prepared.kept.num_rows,
+        quarantined=prepared.quarantined_by_reason(),
+        num_shards=num_shards,
+        fingerprint=_fingerprint(shards),
+    )
+    if not counts.balanced():  # an invariant of normalise_table; guard it where it is written
+        raise AssertionError(f"{spec.key}: counts do not add up: {counts}")
+    (out_dir / "counts.json").write_text(json.dumps(asdict(counts), indent=2, sort_keys=True) + "\n")
+    return counts
+
+
+def read_records(folder: Path) -> pa.Table:
+    """All records of a prepared source folder (its shards, in shard order)."""
+    paths = sorted((folder / "shards").glob("shard-*.parquet"))
+    if not paths:
+        raise SourceReadError(f"{folder}: no shards; is it the output of the prepare stage?")
+    return pa.concat_tables([pq.read_table(p) for p in paths])
+
+
+__all__ = [
+    "Prepared",
+    "SourceCounts",
+    "normalise_table",
+    "prepare_source",
+    "read_records",
+    "read_source",
+    "shard_table",
+    "write_shards",
+]

@@ -1,0 +1,81 @@
+"""NousResearch/Hermes-3-Dataset: ShareGPT-style conversations; every code-related sample is dropped.
+
+The code rule (the report drops code from Hermes-3; this is our precise reading of it). A
+conversation is code-related, and quarantined as ``code_related``, when any of its turns has
+
+1. a fenced code block (a line starting with three backticks or three tildes), or
+2. a Python traceback (``Traceback (most recent call last)``), or
+3. a programming language, library or tool named as such (Python, JavaScript, TypeScript, C++, C#,
+   Golang, SQL, Bash, PowerShell, PHP, Kotlin, HTML, CSS, regex, NumPy, pandas, Django, React,
+   Node.js, JSON, YAML, API, source code, codebase, programming, coding), or
+4. a request to write, debug, fix, refactor or implement code, a function, a script, a program,
+   a class, a method or a query.
+
+"code" alone does not count, so a zip code, a code of conduct or Morse code stay in; nor do
+inline backticks around a word.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hala.sources.base import Normalised, SourceSpec
+from hala.sources.columnar import (
+    any_per_row,
+    as_array,
+    content_ids,
+    conversation_text,
+    map_conversation,
+    missing_turns,
+)
+from hala.sources.schema import STRING, list_of, struct
+
+ROLE_MAP = {"system": "system", "human": "user", "gpt": "assistant"}
+
+CODE_PATTERN = (
+    r"(?im)(^\s*(```|~~~))"
+    r"|(Traceback \(most recent call last\))"
+    r"|(\b(python|javascript|typescript|golang|sql|bash|powershell|php|kotlin|html|css|regex|numpy|pandas"
+    r"|django|json|yaml|api|source code|codebase|programming|coding)\b)"
+    r"|(\b(c\+\+|c#|node\.js|react\.js|reactjs)(\W|$))"
+    r"|(\b(write|debug|fix|refactor|implement|optimi[sz]e)\b[^.?!\n]{0,40}"
+    r"\b(code|function|script|program|class|method|query|snippet)\b)"
+)
+
+
+def code_related(conversations: pa.Array) -> pa.Array:
+    """Per conversation, whether any turn matches :data:`CODE_PATTERN`."""
+    conversations = as_array(conversations)
+    items = pc.list_flatten(conversations)
+    parents = pc.list_parent_indices(conversations).to_numpy()
+    hits = pc.match_substring_regex(as_array(items.field("value")), CODE_PATTERN)
+    flags = pc.fill_null(hits, False).to_numpy(zero_copy_only=False)
+    return pa.array(any_per_row(flags, parents, len(conversations)))
+
+
+def normalise(table: pa.Table) -> Normalised:
+    """Map ``from``/``value`` turns to roles; quarantine code-related conversations."""
+    conversations = table.column("conversations")
+    messages, null_row, unknown_role, blank_text = map_conversation(conversations, "from", "value", ROLE_MAP)
+    ids = content_ids("hermes3", [conversation_text(messages)])
+    out = Normalised(ids=ids, messages=messages, meta=None)
+    out.flag(null_row, "null_field", "conversations")
+    out.flag(unknown_role, "unknown_role", "conversations.from")
+    out.flag(blank_text, "empty_text", "conversations.value")
+    out.flag(missing_turns(messages), "missing_turn", "conversations")
+    out.flag(code_related(conversations).to_numpy(zero_copy_only=False), "code_related", "conversations")
+    return out
+
+
+SPEC = SourceSpec(
+    key="hermes3",
+    hub_id="NousResearch/Hermes-3-Dataset",
+    revision="main",
+    subset=None,
+    split="train",
+    role="instruction",
+    columns={"conversations": list_of(struct(**{"from": STRING, "value": STRING}))},
+    normalise=normalise,
+    rules="code-related conversations quarantined (see CODE_PATTERN)",
+)

@@ -1,0 +1,118 @@
+"""MLflow tracking: one parent run per pipeline run, one nested run per stage.
+
+With ``MLFLOW_TRACKING_URI`` unset, runs go to the sqlite file ``mlflow.db`` in the working folder
+(no server needed); on the cluster the variable points at the tracking server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from hala.prepare import SourceCounts
+
+TRACKED_PACKAGES = ("hala", "kfp", "mlflow", "datasets", "pyarrow", "transformers", "torch", "trl", "vllm")
+
+
+def tracking_uri() -> str:
+    """The tracking server from the environment, else ``sqlite:///<cwd>/mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def _client() -> MlflowClient:
+    mlflow.set_tracking_uri(tracking_uri())
+    return MlflowClient()
+
+
+def git_commit() -> str:
+    """The commit the code runs from: ``HALA_GIT_COMMIT`` (set in images) or ``git rev-parse``."""
+    if os.environ.get("HALA_GIT_COMMIT"):
+        return os.environ["HALA_GIT_COMMIT"]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape a run's results (absent ones are left out)."""
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+KFP_RUN_TAG = "hala.kfp_run_id"
+
+
+def start_pipeline_run(experiment: str, run_name: str, params: dict[str, str], kfp_run_id: str) -> str:
+    """Create the parent run (left RUNNING until :func:`finish_pipeline_run`); returns its id."""
+    client = _client()
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    tags = {
+        KFP_RUN_TAG: kfp_run_id,
+        "hala.git_commit": git_commit(),
+        **{f"hala.version.{k}": v for k, v in package_versions().items()},
+    }
+    run = client.create_run(experiment_id, run_name=run_name or None, tags=tags)
+    for key, value in params.items():
+        client.log_param(run.info.run_id, key, value)
+    return run.info.run_id
+
+
+def find_pipeline_run(experiment: str, kfp_run_id: str) -> str | None:
+    """The parent run of a KFP run (by its tag), or None when the pipeline failed before creating it."""
+    client = _client()
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs(
+        [found.experiment_id], filter_string=f"tags.`{KFP_RUN_TAG}` = '{kfp_run_id}'", max_results=1
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def finish_pipeline_run(experiment: str, kfp_run_id: str, status: str) -> None:
+    """Close the parent run of a KFP run as FINISHED (state SUCCEEDED) or FAILED (any other state)."""
+    run_id = find_pipeline_run(experiment, kfp_run_id)
+    if run_id is not None:
+        _client().set_terminated(run_id, status="FINISHED" if status.upper() == "SUCCEEDED" else "FAILED")
+
+
+@contextlib.contextmanager
+def stage_run(parent_run_id: str, stage: str) -> Iterator[mlflow.ActiveRun]:
+    """A nested run for one stage under the pipeline's parent run."""
+    client = _client()
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=stage, parent_run_id=parent_run_id, tags={"hala.stage": stage}
+    ) as run:
+        yield run
+
+
+def log_source_counts(counts: SourceCounts) -> None:
+    """Counts as metrics, the source as an MLflow dataset input, the counts file as an artifact."""
+    from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    metrics = {"read": counts.read, "kept": counts.kept, "quarantined": sum(counts.quarantined.values())}
+    metrics |= {f"quarantined.{reason}": n for reason, n in counts.quarantined.items()}
+    mlflow.log_metrics({f"{counts.source}.{k}": float(v) for k, v in metrics.items()})
+    mlflow.log_params({"source": counts.source, "hub_id": counts.hub_id, "revision": counts.revision})
+    source = HuggingFaceDatasetSource(path=counts.location, revision=counts.revision)
+    dataset = MetaDataset(source=source, name=counts.hub_id, digest=counts.fingerprint[:16])
+    mlflow.log_input(dataset, context="source")
+    mlflow.log_dict(asdict(counts), f"counts/{counts.source}.json")
