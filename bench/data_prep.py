@@ -25,7 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-WORDS = "the model answers a question about history science numbers cities rivers code music art".split()
+WORDS = [
+    "the", "model", "answers", "a", "question", "about", "history",
+    "science", "numbers", "cities", "rivers", "code", "music", "art",
+]  # fmt: skip
 
 
 def generate(rows: int, seed: int = 0) -> pa.Table:
@@ -91,11 +94,19 @@ def run_variant(name: str, rows: int, shards: int) -> dict[str, float]:
         kept = {"columnar": columnar, "per_row": per_row}[name](table, Path(tmp), shards)
         seconds = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"rows": rows, "kept": kept, "seconds": seconds, "rows_per_s": rows / seconds, "peak_rss_mib": peak_mib}
+    return {
+        "rows": rows,
+        "kept": kept,
+        "seconds": seconds,
+        "rows_per_s": rows / seconds,
+        "peak_rss_mib": peak_mib,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--variant", choices=["columnar", "per_row"], help=argparse.SUPPRESS)
@@ -105,7 +116,16 @@ def main() -> None:
         return
     results = {}
     for name in ("columnar", "per_row"):
-        cmd = [sys.executable, __file__, "--variant", name, "--rows", str(args.rows), "--shards", str(args.shards)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--variant",
+            name,
+            "--rows",
+            str(args.rows),
+            "--shards",
+            str(args.shards),
+        ]
         results[name] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     col, base = results["columnar"], results["per_row"]
     print(f"rows: {args.rows:,}  shards: {args.shards}  (peak RSS includes the generated input table)")

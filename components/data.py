@@ -3,10 +3,8 @@
 No `from __future__ import annotations` here: KFP reads the real annotation objects.
 """
 
-
-from kfp import dsl
-
 from hala_components.images import image
+from kfp import dsl
 
 DATA_IMAGE = image("data")
 
@@ -20,7 +18,9 @@ def start_run_op(preset_json: str, run_name: str, preset_file_hash: str, kfp_run
 
 
 @dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
-def prepare_source_op(preset_json: str, source: str, parent_run_id: str, prepared: dsl.Output[dsl.Dataset]) -> None:
+def prepare_source_op(
+    preset_json: str, source: str, parent_run_id: str, prepared: dsl.Output[dsl.Dataset]
+) -> None:
     """Read, validate, normalise and shard one source into the ``prepared`` folder."""
     from hala import stages
 
@@ -30,7 +30,7 @@ def prepare_source_op(preset_json: str, source: str, parent_run_id: str, prepare
 
 @dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
 def finish_run_op(preset_json: str, kfp_run_id: str, status: dsl.PipelineTaskFinalStatus) -> None:
-    """Close the parent MLflow run of ``kfp_run_id`` with the pipeline's final state (runs even on failure)."""
+    """Close the parent MLflow run of ``kfp_run_id`` with the final state; runs even on failure."""
     from hala import stages
 
     stages.finish(preset_json, kfp_run_id, status.state)

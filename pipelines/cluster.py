@@ -24,7 +24,9 @@ def place(task: dsl.PipelineTask, pool: NodePool) -> dsl.PipelineTask:
 
 def with_secrets(task: dsl.PipelineTask, cluster: ClusterConfig) -> dsl.PipelineTask:
     """Expose the hub token and the MLflow connection from Kubernetes Secrets (names only)."""
-    kubernetes.use_secret_as_env(task, secret_name=cluster.hub_token_secret, secret_key_to_env={"token": "HF_TOKEN"})
+    kubernetes.use_secret_as_env(
+        task, secret_name=cluster.hub_token_secret, secret_key_to_env={"token": "HF_TOKEN"}
+    )
     kubernetes.use_secret_as_env(
         task,
         secret_name=cluster.mlflow_secret,

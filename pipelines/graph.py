@@ -4,14 +4,13 @@ The preset fixes the shape at compile time (which sources get a task); its resol
 the ``preset_json`` parameter every task reads, so a run records exactly what it ran with.
 """
 
-
 from collections.abc import Callable
 
+from hala_components.data import finish_run_op, prepare_source_op, start_run_op
+from hala_pipelines.cluster import place, with_secrets
 from kfp import dsl
 
 from hala.config import Preset
-from hala_components.data import finish_run_op, prepare_source_op, start_run_op
-from hala_pipelines.cluster import place, with_secrets
 
 
 def build_pipeline(preset: Preset, preset_file_hash: str = "") -> Callable[..., object]:
@@ -35,7 +34,10 @@ def build_pipeline(preset: Preset, preset_file_hash: str = "") -> Callable[..., 
         with_secrets(place(finish_task, cluster.data_pool), cluster)
         with dsl.ExitHandler(finish_task, name="tracked-run"):
             start_task = start_run_op(
-                preset_json=preset_json, run_name=run_name, preset_file_hash=preset_file_hash, kfp_run_id=kfp_run_id
+                preset_json=preset_json,
+                run_name=run_name,
+                preset_file_hash=preset_file_hash,
+                kfp_run_id=kfp_run_id,
             )
             start_task.set_display_name("start MLflow run").set_caching_options(False)
             with_secrets(place(start_task, cluster.data_pool), cluster)
@@ -43,7 +45,9 @@ def build_pipeline(preset: Preset, preset_file_hash: str = "") -> Callable[..., 
                 prepare_task = prepare_source_op(
                     preset_json=preset_json, source=key, parent_run_id=start_task.output
                 )
-                prepare_task.set_display_name(f"prepare {key}").set_retry(num_retries=2, backoff_duration="30s")
+                prepare_task.set_display_name(f"prepare {key}").set_retry(
+                    num_retries=cluster.retries, backoff_duration="30s"
+                )
                 with_secrets(place(prepare_task, cluster.data_pool), cluster)
 
     return hala_pipeline

@@ -9,11 +9,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hala_pipelines.graph import build_pipeline
 from kfp import local
 
 from hala import tracking
 from hala.config import load_preset, preset_file_hash
-from hala_pipelines.graph import build_pipeline
+from hala.sources import SOURCES
 
 
 @dataclass
@@ -51,8 +52,10 @@ def run_local(preset_name: str, workdir: Path, run_name: str = "") -> LocalRun:
 
 
 def source_counts(pipeline_root: Path) -> list[dict[str, object]]:
-    """The counts.json of every prepared source under a local pipeline root (newest run)."""
+    """The counts.json of every prepared source of the newest run under a local pipeline root."""
     runs = sorted((p for p in pipeline_root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
     if not runs:
         return []
-    return [json.loads(p.read_text()) for p in sorted(runs[-1].rglob("counts.json"))]
+    counts = [json.loads(p.read_text()) for p in runs[-1].rglob("counts.json")]
+    order = list(SOURCES)
+    return sorted(counts, key=lambda c: order.index(str(c["source"])))

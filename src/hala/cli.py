@@ -29,7 +29,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for counts in source_counts(result.pipeline_root):
         print(f"{counts['source']:<16}{counts['read']:>8}{counts['kept']:>8}  {counts['quarantined'] or '-'}")
     print(f"outputs:        {result.pipeline_root}")
-    print(f"MLflow:         {result.tracking_uri} (experiment '{result.experiment}', run '{result.run_name}')")
+    print(
+        f"MLflow:         {result.tracking_uri} (experiment '{result.experiment}', run '{result.run_name}')"
+    )
     print(f"browse MLflow:  .venv/bin/mlflow ui --backend-store-uri {result.tracking_uri}")
     return 0
 
@@ -64,7 +66,9 @@ def _cmd_tiny_models(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hala", description="The HALA translate-and-tune recipe on Kubeflow.")
+    parser = argparse.ArgumentParser(
+        prog="hala", description="The HALA translate-and-tune recipe on Kubeflow."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("compile", help="compile a preset's pipeline to KFP YAML")
@@ -78,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--run-name", default="", help="name of the parent MLflow run (default: preset-timestamp)")
     p.set_defaults(func=_cmd_run)
 
-    data = sub.add_parser("data", help="source dataset tools").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="source dataset tools").add_subparsers(
+        dest="data_command", required=True
+    )
     p = data.add_parser("check", help="validate and normalise a local folder of a source's data files")
     p.add_argument("source", help="the source's hub id (Open-Orca/OpenOrca) or key (openorca)")
     p.add_argument("path", help="a local folder of data files (or a hub id, which downloads)")

@@ -66,7 +66,7 @@ class DataConfig(_Strict):
 
 
 class TeacherConfig(_Strict):
-    """Stage 2: the FP8 teacher translates the OpenOrca rows the data stage kept (``data.sources.openorca.limit``)."""
+    """Stage 2: the FP8 teacher translates the OpenOrca rows kept by ``data.sources.openorca.limit``."""
 
     model: ModelRef
     prompt: str
@@ -80,7 +80,7 @@ class TeacherConfig(_Strict):
 
 
 class JudgeConfig(_Strict):
-    """Stage 3: a strict bilingual judge accepts or rejects the OPUS-100 candidates (``data.sources.opus100.limit``)."""
+    """Stage 3: a strict bilingual judge accepts or rejects the ``data.sources.opus100.limit`` OPUS pairs."""
 
     model: ModelRef
 
@@ -146,6 +146,7 @@ class ClusterConfig(_Strict):
     training_pool: NodePool
     hub_token_secret: str = Field(description="Kubernetes Secret holding HF_TOKEN (name only, never a value)")
     mlflow_secret: str = Field(description="Kubernetes Secret with MLflow credentials (name only)")
+    retries: int = Field(default=2, ge=0, le=10, description="retries of a failed task (preemption, network)")
 
 
 class TrackingConfig(_Strict):

@@ -69,7 +69,9 @@ def _is_local(location: str) -> bool:
     return Path(location).exists()
 
 
-def read_source(spec: SourceSpec, location: str, limit: int | None = None, revision: str | None = None) -> pa.Table:
+def read_source(
+    spec: SourceSpec, location: str, limit: int | None = None, revision: str | None = None
+) -> pa.Table:
     """Read a source's split with ``datasets.load_dataset`` as an Arrow table.
 
     ``location`` is the hub id on the cluster, or a local folder of data files (tests, ``tiny``);
@@ -79,11 +81,6 @@ def read_source(spec: SourceSpec, location: str, limit: int | None = None, revis
 
     split = spec.split if limit is None else f"{spec.split}[:{limit}]"
     local = _is_local(location)
-    if local and not any(Path(location).rglob(f"*.{ext}") for ext in spec.extensions):
-        raise SourceReadError(
-            f"{spec.key} ({spec.hub_id}): no data files ({', '.join(spec.extensions)}) under {location}. "
-            "Point the preset's data.root at a folder with one sub-folder of data files per source."
-        )
     kwargs = {} if local else {"name": spec.subset, "revision": revision or spec.revision}
     try:
         dataset = load_dataset(location, split=split, **kwargs)
@@ -108,7 +105,10 @@ def _first_occurrence(ids: pa.Array) -> np.ndarray:
     keep[first_rows] = True
     repeats = np.flatnonzero(~keep)
     if repeats.size:
-        seen = {int(hashes[row]): {ids[int(row)].as_py()} for row in first_rows[np.isin(hashes[first_rows], hashes[repeats])]}
+        seen = {
+            int(hashes[row]): {ids[int(row)].as_py()}
+            for row in first_rows[np.isin(hashes[first_rows], hashes[repeats])]
+        }
         for row in repeats.tolist():
             same_hash = seen[int(hashes[row])]
             value = ids[row].as_py()

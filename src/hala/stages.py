@@ -48,7 +48,7 @@ def prepare(preset_json: str, key: str, parent_run_id: str, out_dir: str) -> Sou
             limit=settings.limit,
             revision=settings.revision,
         )
-        tracking.log_source_counts(counts)
+        tracking.log_source_counts(counts, parent_run_id)
     return counts
 
 

@@ -109,7 +109,9 @@ def build_model(spec: TinySpec, tokenizer, seed: int):  # type: ignore[no-untype
     return model
 
 
-def build_tiny_models(out: Path, seed: int = 0, names: tuple[str, ...] = tuple(TINY_MODELS)) -> dict[str, Path]:
+def build_tiny_models(
+    out: Path, seed: int = 0, names: tuple[str, ...] = tuple(TINY_MODELS)
+) -> dict[str, Path]:
     """Write the tiny models (model + tokenizer + chat template) under ``out/<name>``."""
     tokenizer = build_tokenizer()
     written = {}

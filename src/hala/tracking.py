@@ -9,14 +9,16 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
-import mlflow
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+import mlflow
 from hala.prepare import SourceCounts
 
 TRACKED_PACKAGES = ("hala", "kfp", "mlflow", "datasets", "pyarrow", "transformers", "torch", "trl", "vllm")
@@ -38,7 +40,11 @@ def git_commit() -> str:
         return os.environ["HALA_GIT_COMMIT"]
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -103,16 +109,21 @@ def stage_run(parent_run_id: str, stage: str) -> Iterator[mlflow.ActiveRun]:
         yield run
 
 
-def log_source_counts(counts: SourceCounts) -> None:
-    """Counts as metrics, the source as an MLflow dataset input, the counts file as an artifact."""
+def log_source_counts(counts: SourceCounts, parent_run_id: str) -> None:
+    """Counts as metrics (on the stage run and its parent), the source as a dataset input, the counts file."""
     from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
 
     metrics = {"read": counts.read, "kept": counts.kept, "quarantined": sum(counts.quarantined.values())}
     metrics |= {f"quarantined.{reason}": n for reason, n in counts.quarantined.items()}
-    mlflow.log_metrics({f"{counts.source}.{k}": float(v) for k, v in metrics.items()})
+    named = {f"{counts.source}.{k}": float(v) for k, v in metrics.items()}
+    mlflow.log_metrics(named)
+    MlflowClient().log_batch(
+        parent_run_id, metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in named.items()]
+    )
     mlflow.log_params({"source": counts.source, "hub_id": counts.hub_id, "revision": counts.revision})
     source = HuggingFaceDatasetSource(path=counts.location, revision=counts.revision)
-    dataset = MetaDataset(source=source, name=counts.hub_id, digest=counts.fingerprint[:16])
+    # MetaDataset implements profile at run time; its base class only declares it abstract.
+    dataset = MetaDataset(source=source, name=counts.hub_id, digest=counts.fingerprint[:16])  # type: ignore[abstract]
     mlflow.log_input(dataset, context="source")
     mlflow.log_dict(asdict(counts), f"counts/{counts.source}.json")

@@ -128,7 +128,8 @@ def content_ids(prefix: str, columns: Sequence[pa.Array]) -> pa.Array:
     """
     texts = [as_array(c).to_pylist() for c in columns]
     digests = [
-        f"{prefix}:{xxhash.xxh3_128_hexdigest(chr(0).join(t or '' for t in row))}" for row in zip(*texts, strict=True)
+        f"{prefix}:{xxhash.xxh3_128_hexdigest(chr(0).join(t or '' for t in row))}"
+        for row in zip(*texts, strict=True)
     ]
     return pa.array(digests, pa.string())
 
@@ -136,8 +137,13 @@ def content_ids(prefix: str, columns: Sequence[pa.Array]) -> pa.Array:
 def json_meta(columns: dict[str, pa.Array]) -> pa.Array:
     """Per-row JSON objects holding source-specific fields (subject, choices, ...)."""
     names = list(columns)
-    values = [as_array(c).to_pylist() if isinstance(c, pa.Array | pa.ChunkedArray) else c for c in columns.values()]
-    rows = (json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False) for row in zip(*values, strict=True))
+    values = [
+        as_array(c).to_pylist() if isinstance(c, pa.Array | pa.ChunkedArray) else c for c in columns.values()
+    ]
+    rows = (
+        json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False)
+        for row in zip(*values, strict=True)
+    )
     return pa.array(list(rows), pa.string())
 
 
@@ -164,7 +170,9 @@ def stable_hash(texts: pa.Array, block: int = 1 << 16) -> np.ndarray:
     out = np.empty(len(texts), dtype=np.uint64)
     for start in range(0, len(texts), block):
         part = texts.slice(start, block)
-        offsets = np.frombuffer(part.buffers()[1], dtype=np.int32, count=len(part) + 1, offset=part.offset * 4)
+        offsets = np.frombuffer(
+            part.buffers()[1], dtype=np.int32, count=len(part) + 1, offset=part.offset * 4
+        )
         data = np.frombuffer(part.buffers()[2], dtype=np.uint8)
         lengths = np.diff(offsets)
         h = np.full(len(part), _FNV_OFFSET, dtype=np.uint64)

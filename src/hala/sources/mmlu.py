@@ -23,7 +23,9 @@ def normalise(table: pa.Table) -> Normalised:
     choices = as_array(table.column("choices"))
     answer = as_array(table.column("answer"))
     ids = pc.binary_join_element_wise("mmlu", "test", pc.cast(index, pa.string()), ":")
-    meta = json_meta({"subject": table.column("subject"), "choices": choices, "answer": answer, "index": index})
+    meta = json_meta(
+        {"subject": table.column("subject"), "choices": choices, "answer": answer, "index": index}
+    )
     messages = build_messages([("user", question, None)], n)
     out = Normalised(ids=ids, messages=messages, meta=meta)
     out.flag(blank(question), "empty_text", "question")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -72,6 +73,26 @@ def _mismatch(kind: Kind, dtype: pa.DataType) -> str | None:
     return None if ok else f"expected {kind.describe()}, found {dtype}"
 
 
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "bool": (bool,),
+    "list": (list,),
+}
+
+
+def _first_bad_row(column: pa.ChunkedArray, kind: Kind) -> str:
+    """Where a column of mixed types first holds a value of the wrong kind (error path only)."""
+    if not isinstance(column.type, pa.JsonType) or kind.name not in _PY_TYPES:
+        return ""
+    for row, raw in enumerate(column.to_pylist()):
+        value = None if raw is None else json.loads(raw)
+        wrong_bool = kind.name == "integer" and isinstance(value, bool)
+        if value is not None and (wrong_bool or not isinstance(value, _PY_TYPES[kind.name])):
+            return f" (values of several types; row {row} holds {value!r}, a {type(value).__name__})"
+    return ""
+
+
 def check_columns(source: str, table: pa.Table, columns: dict[str, Kind]) -> None:
     """Raise :class:`SourceSchemaError` on the first missing or mistyped column."""
     missing = [c for c in columns if c not in table.column_names]
@@ -83,7 +104,8 @@ def check_columns(source: str, table: pa.Table, columns: dict[str, Kind]) -> Non
     for column, kind in columns.items():
         problem = _mismatch(kind, table.schema.field(column).type)
         if problem is not None:
+            where = _first_bad_row(table.column(column), kind)
             raise SourceSchemaError(
-                f"{source}: column '{column}' has the wrong type: {problem}. "
+                f"{source}: column '{column}' has the wrong type: {problem}{where}. "
                 "Fix the data files or pin the revision whose schema this loader expects."
             )

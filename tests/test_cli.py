@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES
+
+from hala.cli import main
+
+SUBCOMMANDS = [["compile"], ["run"], ["data"], ["data", "check"], ["tiny-models"]]
+
+
+@pytest.mark.parametrize("words", [[], *SUBCOMMANDS])
+def test_every_subcommand_has_help(words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([*words, "--help"])
+    assert done.value.code == 0
+    assert "usage: hala" in capsys.readouterr().out
+
+
+def test_python_dash_m_hala() -> None:
+    out = subprocess.run([sys.executable, "-m", "hala", "--help"], capture_output=True, text=True, check=True)
+    assert "tiny-models" in out.stdout
+
+
+def test_data_check_prints_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "check", "NousResearch/Hermes-3-Dataset", str(FIXTURES / "hermes3")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == {
+        "source": "NousResearch/Hermes-3-Dataset",
+        "read": 30,
+        "kept": 20,
+        "quarantined": {"code_related": 10},
+    }
+
+
+def test_data_check_keeps_outputs_when_asked(tmp_path: Path) -> None:
+    assert (
+        main(
+            ["data", "check", "openorca", str(FIXTURES / "openorca"), "--shards", "3", "--out", str(tmp_path)]
+        )
+        == 0
+    )
+    assert len(list((tmp_path / "shards").glob("*.parquet"))) == 3
+    assert json.loads((tmp_path / "counts.json").read_text())["quarantined"] == {"empty_text": 1}
+
+
+def test_data_check_fails_with_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "train.jsonl").write_text('{"prompt": "p", "chosen": "c"}\n')
+    assert main(["data", "check", "Dahoas/synthetic-instruct-gptj-pairwise", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "error: gptj_pairwise (Dahoas/synthetic-instruct-gptj-pairwise): missing column(s) ['rejected']"
+        in err
+    )
+
+
+def test_data_check_unknown_source(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "check", "someone/else", "."]) == 2
+    assert "known sources" in capsys.readouterr().err
+
+
+def test_compile_writes_yaml(tmp_path: Path) -> None:
+    assert main(["compile", "--preset", "nano", "--output", str(tmp_path / "nano.yaml")]) == 0
+    assert "hala-nano" in (tmp_path / "nano.yaml").read_text()
+
+
+def test_tiny_models_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tiny-models", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "teacher" / "model.safetensors").exists()
+    assert "translator-base" in capsys.readouterr().out

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hala.config import PRESET_NAMES, PresetError, load_preset
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_every_preset_loads(name: str) -> None:
+    preset = load_preset(name)
+    assert preset.name == name
+    assert preset.merge.t == 0.5
+
+
+def test_paper_preset_carries_the_report_numbers() -> None:
+    paper = load_preset("paper")
+    assert paper.data.sources["openorca"].limit == 405_000
+    assert paper.data.sources["opus100"].limit == 1_000_000
+    assert paper.teacher.prompt == "Translate from English to Arabic: {x}"
+    assert paper.teacher.model.id == "CohereLabs/command-a-translate-08-2025"
+    assert paper.judge.model.id == "Qwen/Qwen2.5-3B-Instruct"
+    assert paper.translator.base.id == "LiquidAI/LFM2-1.2B"
+    assert {k: s.base.id for k, s in paper.students.items()} == {
+        "350m": "LiquidAI/LFM2-350M",
+        "700m": "LiquidAI/LFM2-700M",
+        "1.2b": "LiquidAI/LFM2-1.2B",
+        "9b": "QCRI/Fanar-1-9B-Instruct",
+    }
+    assert len(paper.corpus.sources) == 7
+    assert paper.eval.mmlu_questions == 500
+
+
+def test_cluster_presets_split_the_sizes() -> None:
+    assert set(load_preset("nano").students) == {"350m", "700m", "1.2b"}
+    assert set(load_preset("small").students) == {"9b"}
+    tiny = load_preset("tiny")
+    assert tiny.data.root is not None and Path(tiny.data.root).is_dir()
+    assert tiny.students["tiny"].registered_name == "hala-tiny"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "broken.yaml"
+    path.write_text(f"extends: {load_preset_path('paper')}\n{text}")
+    return path
+
+
+def load_preset_path(name: str) -> Path:
+    from hala.config import resolve_preset_path
+
+    return resolve_preset_path(name)
+
+
+def test_unknown_field_names_file_and_field(tmp_path: Path) -> None:
+    path = _write(tmp_path, "merge: {t: 0.5, tt: 1}\n")
+    with pytest.raises(PresetError) as err:
+        load_preset(path)
+    message = str(err.value)
+    assert str(path) in message and "merge.tt" in message and "remove it or fix its spelling" in message
+
+
+def test_out_of_range_value_says_what_is_allowed(tmp_path: Path) -> None:
+    with pytest.raises(PresetError, match=r"field 'merge\.t'.*less than or equal to 1"):
+        load_preset(_write(tmp_path, "merge: {t: 1.5}\n"))
+
+
+def test_missing_field_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "bare.yaml"
+    path.write_text("name: bare\n")
+    with pytest.raises(PresetError, match=r"field 'seed': Field required.*add it"):
+        load_preset(path)
+
+
+def test_unknown_source_lists_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(PresetError, match=r"unknown source\(s\) \['wikipedia'\]; allowed: \[.*'openorca'"):
+        load_preset(_write(tmp_path, "data: {sources: {wikipedia: {}}}\n"))
+
+
+def test_prompt_without_slot_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(PresetError, match=r"teacher\.prompt.*placeholder \{x\}"):
+        load_preset(_write(tmp_path, "teacher: {prompt: 'Translate this'}\n"))
+
+
+def test_missing_preset_and_cycle(tmp_path: Path) -> None:
+    with pytest.raises(PresetError, match="no such preset file"):
+        load_preset("does-not-exist")
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("extends: b.yaml\n")
+    b.write_text("extends: a.yaml\n")
+    with pytest.raises(PresetError, match="cycle"):
+        load_preset(a)
+
+
+def test_fingerprint_is_stable_and_sensitive() -> None:
+    assert load_preset("tiny").fingerprint() == load_preset("tiny").fingerprint()
+    assert load_preset("tiny").fingerprint() != load_preset("nano").fingerprint()

@@ -1,0 +1,223 @@
+"""Every source: its fixture loads through datasets, normalises, and bad input is caught."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import FIXTURES
+
+from hala.errors import SourceReadError, SourceSchemaError
+from hala.prepare import normalise_table, prepare_source, read_records, read_source
+from hala.sources import SOURCES, get_source
+from hala.sources.hermes3 import code_related
+from hala.sources.tulu3 import ENGLISH_SUBSETS, MULTILINGUAL_SUBSETS
+
+
+def _prepare(key: str, tmp_path: Path, shards: int = 2):
+    return prepare_source(SOURCES[key], str(FIXTURES / key), tmp_path / key, num_shards=shards)
+
+
+@pytest.mark.parametrize("key", list(SOURCES))
+def test_fixture_normalises_and_counts_balance(key: str, tmp_path: Path) -> None:
+    counts = _prepare(key, tmp_path)
+    assert counts.read >= 20
+    assert counts.balanced()
+    records = read_records(tmp_path / key)
+    assert records.num_rows == counts.kept
+    assert len(set(records.column("id").to_pylist())) == counts.kept
+    for row in records.to_pylist():
+        assert row["id"].startswith(f"{key}:") and row["source"] == key
+        roles = [m["role"] for m in row["messages"]]
+        assert set(roles) <= {"system", "user", "assistant"} and "user" in roles
+        assert all(m["content"].strip() for m in row["messages"])
+    quarantine = pq.read_table(tmp_path / key / "quarantine.parquet")
+    assert quarantine.num_rows == sum(counts.quarantined.values())
+
+
+def test_openorca_keeps_system_prompts_and_quarantines_the_empty_response(tmp_path: Path) -> None:
+    table = read_source(SOURCES["openorca"], str(FIXTURES / "openorca"))
+    prepared = normalise_table(SOURCES["openorca"], table)
+    assert prepared.quarantined_by_reason() == {"empty_text": 1}
+    assert prepared.quarantine.to_pylist()[0]["row"] == 5
+    assert prepared.quarantine.to_pylist()[0]["column"] == "response"
+    systems = table.column("system_prompt").to_pylist()
+    with_system = sum(1 for i, s in enumerate(systems) if s.strip() and i != 5)
+    kept = prepared.kept.to_pylist()
+    assert sum(1 for r in kept if r["messages"][0]["role"] == "system") == with_system
+    first = table.slice(0, 1).to_pylist()[0]
+    assert kept[0]["messages"][-1] == {"role": "assistant", "content": first["response"]}
+
+
+def test_openorca_limit_takes_the_first_rows() -> None:
+    full = read_source(SOURCES["openorca"], str(FIXTURES / "openorca"))
+    first = read_source(SOURCES["openorca"], str(FIXTURES / "openorca"), limit=7)
+    assert first.column("id").to_pylist() == full.column("id").to_pylist()[:7]
+
+
+def test_opus_pairs_are_english_user_arabic_assistant_and_repeats_are_quarantined() -> None:
+    table = read_source(SOURCES["opus100"], str(FIXTURES / "opus100"))
+    prepared = normalise_table(SOURCES["opus100"], table)
+    assert prepared.quarantined_by_reason() == {"duplicate_id": 1}
+    row = prepared.kept.to_pylist()[0]
+    pair = table.column("translation").to_pylist()[0]
+    assert row["messages"] == [
+        {"role": "user", "content": pair["en"]},
+        {"role": "assistant", "content": pair["ar"]},
+    ]
+
+
+def test_hermes_code_rule_matches_the_labelled_fixture() -> None:
+    table = read_source(SOURCES["hermes3"], str(FIXTURES / "hermes3"))
+    expected = json.loads((FIXTURES / "hermes3" / "code_related_indices.json").read_text())
+    flagged = [i for i, hit in enumerate(code_related(table.column("conversations")).to_pylist()) if hit]
+    assert flagged == expected
+    prepared = normalise_table(SOURCES["hermes3"], table)
+    assert prepared.quarantined_by_reason()["code_related"] == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "is_code"),
+    [
+        ("Write a Python function that reverses a list.", True),
+        ("Here is the fix:\n```js\nconsole.log(1)\n```", True),
+        ("Traceback (most recent call last):\n  File 'x.py'", True),
+        ("Can you debug this script for me? It hangs.", True),
+        ("How do I write a SQL query that joins two tables?", True),
+        ("What is the zip code of Riyadh's King Fahd district?", False),
+        ("Summarise our company's code of conduct in three bullets.", False),
+        ("Translate 'SOS' into Morse code.", False),
+        ("Use the word `serendipity` in a sentence.", False),
+        ("1. Preheat the oven.\n2. Mix flour and sugar.", False),
+    ],
+)
+def test_hermes_code_rule_positives_and_negatives(text: str, is_code: bool) -> None:
+    conversations = pa.array([[{"from": "human", "value": text}, {"from": "gpt", "value": "Sure."}]])
+    assert code_related(conversations).to_pylist() == [is_code]
+
+
+def test_tulu_keeps_only_english_subsets() -> None:
+    table = read_source(SOURCES["tulu3"], str(FIXTURES / "tulu3"))
+    prepared = normalise_table(SOURCES["tulu3"], table)
+    subsets = table.column("source").to_pylist()
+    multilingual = sum(1 for s in subsets if s in MULTILINGUAL_SUBSETS)
+    assert multilingual >= 6
+    assert prepared.quarantined_by_reason().get("non_english_subset") == multilingual
+    kept_ids = set(prepared.kept.column("id").to_pylist())
+    for row_id, subset in zip(table.column("id").to_pylist(), subsets, strict=True):
+        assert (f"tulu3:{row_id}" in kept_ids) == (subset in ENGLISH_SUBSETS)
+
+
+def test_tulu_unknown_subset_is_counted_not_kept() -> None:
+    table = pa.table(
+        {
+            "id": ["a"],
+            "messages": [[{"content": "hi", "role": "user"}, {"content": "hello", "role": "assistant"}]],
+            "source": ["ai2-adapt-dev/some_new_subset"],
+        }
+    )
+    assert normalise_table(SOURCES["tulu3"], table).quarantined_by_reason() == {"unknown_subset": 1}
+
+
+def test_mmlu_and_mmmlu_align_by_subject_and_index() -> None:
+    en = normalise_table(
+        SOURCES["mmlu"], read_source(SOURCES["mmlu"], str(FIXTURES / "mmlu"))
+    ).kept.to_pylist()
+    ar = normalise_table(
+        SOURCES["mmmlu"], read_source(SOURCES["mmmlu"], str(FIXTURES / "mmmlu"))
+    ).kept.to_pylist()
+    assert len(en) == len(ar) >= 20
+    for e, a in zip(en, ar, strict=True):
+        e_meta, a_meta = json.loads(e["meta"]), json.loads(a["meta"])
+        assert e["id"] == f"mmlu:test:{e_meta['index']}" and a["id"] == f"mmmlu:{a_meta['index']}"
+        assert (e_meta["subject"], e_meta["index"], e_meta["answer"]) == (
+            a_meta["subject"],
+            a_meta["index"],
+            a_meta["answer"],
+        )
+        assert len(a_meta["choices"]) == 4
+
+
+def test_get_source_by_key_or_hub_id() -> None:
+    assert get_source("Open-Orca/OpenOrca") is get_source("openorca")
+    with pytest.raises(KeyError, match="known sources"):
+        get_source("wikipedia")
+
+
+# ---- bad input -------------------------------------------------------------------------------
+
+
+def _jsonl(folder: Path, rows: list[dict], name: str = "train.jsonl") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return folder
+
+
+ORCA = {"id": "x.1", "system_prompt": "", "question": "q", "response": "r"}
+
+
+def test_missing_column_is_an_error_naming_source_and_column(tmp_path: Path) -> None:
+    folder = _jsonl(tmp_path / "orca", [{k: v for k, v in ORCA.items() if k != "response"}])
+    with pytest.raises(
+        SourceSchemaError, match=r"openorca \(Open-Orca/OpenOrca\): missing column\(s\) \['response'\]"
+    ):
+        prepare_source(SOURCES["openorca"], str(folder), tmp_path / "out", 1)
+
+
+def test_mistyped_column_is_an_error_naming_the_column(tmp_path: Path) -> None:
+    folder = _jsonl(tmp_path / "orca", [{**ORCA, "response": 7}, {**ORCA, "id": "x.2", "response": 8}])
+    with pytest.raises(
+        SourceSchemaError, match=r"column 'response' has the wrong type: expected string, found int64"
+    ):
+        prepare_source(SOURCES["openorca"], str(folder), tmp_path / "out", 1)
+
+
+def test_mistyped_nested_field_is_an_error(tmp_path: Path) -> None:
+    folder = _jsonl(
+        tmp_path / "tulu", [{"id": "a", "messages": [{"content": 1, "role": "user"}], "source": "s"}]
+    )
+    with pytest.raises(
+        SourceSchemaError, match=r"'messages'.*in list items: struct field 'content': expected string"
+    ):
+        prepare_source(SOURCES["tulu3"], str(folder), tmp_path / "out", 1)
+
+
+def test_non_string_value_in_one_row_names_the_row(tmp_path: Path) -> None:
+    folder = _jsonl(tmp_path / "orca", [ORCA, {**ORCA, "id": "x.2"}, {**ORCA, "id": "x.3", "question": 42}])
+    with pytest.raises(SourceSchemaError, match=r"openorca .*column 'question'.*row 2 holds 42, a int"):
+        prepare_source(SOURCES["openorca"], str(folder), tmp_path / "out", 1)
+
+
+def test_null_empty_and_duplicate_rows_are_quarantined_with_reasons(tmp_path: Path) -> None:
+    rows = [
+        ORCA,
+        {**ORCA, "id": "x.2", "question": None},
+        {**ORCA, "id": "x.3", "response": "   \n"},
+        {**ORCA},  # repeats x.1
+        {**ORCA, "id": "x.4", "system_prompt": "Be brief."},
+    ]
+    counts = prepare_source(SOURCES["openorca"], str(_jsonl(tmp_path / "o", rows)), tmp_path / "out", 2)
+    assert (counts.read, counts.kept) == (5, 2)
+    assert counts.quarantined == {"duplicate_id": 1, "empty_text": 2}
+    quarantine = pq.read_table(tmp_path / "out" / "quarantine.parquet").to_pylist()
+    assert [(q["row"], q["reason"], q["column"]) for q in quarantine] == [
+        (1, "empty_text", "question"),
+        (2, "empty_text", "response"),
+        (3, "duplicate_id", "id"),
+    ]
+
+
+def test_unreadable_file_is_an_error_naming_the_source(tmp_path: Path) -> None:
+    folder = tmp_path / "orca"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text('{"id": "x.1", "question": \n not json')
+    with pytest.raises(SourceReadError, match=r"openorca \(Open-Orca/OpenOrca\): cannot read split 'train'"):
+        prepare_source(SOURCES["openorca"], str(folder), tmp_path / "out", 1)
+
+
+def test_folder_without_data_files_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceReadError, match=r"cannot read split 'train'.*doesn't contain any data files"):
+        read_source(SOURCES["openorca"], str(tmp_path))
