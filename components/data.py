@@ -3,8 +3,9 @@
 No `from __future__ import annotations` here: KFP reads the real annotation objects.
 """
 
-from hala_components.images import image
 from kfp import dsl
+
+from hala_components.images import image
 
 DATA_IMAGE = image("data")
 

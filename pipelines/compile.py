@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hala_pipelines.graph import build_pipeline
 from kfp import compiler
 
 from hala.config import load_preset, preset_file_hash
+from hala_pipelines.graph import build_pipeline
 
 COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
 CLUSTER_PRESETS = ("nano", "small", "paper")

@@ -6,11 +6,11 @@ the ``preset_json`` parameter every task reads, so a run records exactly what it
 
 from collections.abc import Callable
 
-from hala_components.data import finish_run_op, prepare_source_op, start_run_op
-from hala_pipelines.cluster import place, with_secrets
 from kfp import dsl
 
 from hala.config import Preset
+from hala_components.data import finish_run_op, prepare_source_op, start_run_op
+from hala_pipelines.cluster import place, with_secrets
 
 
 def build_pipeline(preset: Preset, preset_file_hash: str = "") -> Callable[..., object]:

@@ -9,12 +9,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hala_pipelines.graph import build_pipeline
 from kfp import local
 
 from hala import tracking
 from hala.config import load_preset, preset_file_hash
 from hala.sources import SOURCES
+from hala_pipelines.graph import build_pipeline
 
 
 @dataclass

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from hala.cli import main
 
 SUBCOMMANDS = [["compile"], ["run"], ["data"], ["data", "check"], ["tiny-models"]]

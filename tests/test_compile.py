@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 from google.protobuf import json_format, struct_pb2
-from hala_pipelines.compile import CLUSTER_PRESETS, COMPILED_DIR, compile_preset
 from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from hala.config import load_preset
+from hala_pipelines.compile import CLUSTER_PRESETS, COMPILED_DIR, compile_preset
 
 
 def _documents(path: Path) -> list[dict]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import mlflow
 import pytest
-from conftest import ROOT
-from hala_pipelines.local import run_local, source_counts
 from mlflow.tracking import MlflowClient
 
-import mlflow
+from conftest import ROOT
 from hala.sources import SOURCES
+from hala_pipelines.local import run_local, source_counts
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import FIXTURES
 
+from conftest import FIXTURES
 from hala.errors import SourceReadError, SourceSchemaError
 from hala.prepare import normalise_table, prepare_source, read_records, read_source
 from hala.sources import SOURCES, get_source

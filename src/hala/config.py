@@ -65,11 +65,44 @@ class DataConfig(_Strict):
         return value
 
 
+class EngineConfig(_Strict):
+    """How a stage generates: the engine, decoding limits, batching and (vLLM) GPU settings."""
+
+    kind: Literal["vllm", "transformers"] = Field(description="vllm on GPU pools, transformers on CPU")
+    max_new_tokens: int = Field(gt=0, description="generation limit per prose segment")
+    max_input_tokens: int = Field(gt=0, description="segments longer than this are split")
+    batch_size: int = Field(default=16, gt=0, description="transformers batch size (vLLM batches itself)")
+    max_attempts: int = Field(default=2, ge=1, description="first try greedy, later tries sample")
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    max_model_len: int = Field(default=8192, gt=0)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0.0, le=1.0)
+    enable_prefix_caching: bool = Field(default=True, description="off for LFM2 (LightEval/vLLM advice)")
+    parallelism: int = Field(default=4, ge=1, description="shards translated at once (one pod each)")
+
+
+class QualityConfig(_Strict):
+    """Checks on every translated segment (a failing one is retried, then its record quarantined)."""
+
+    min_script_ratio: float = Field(ge=0.0, le=1.0, description="share of letters in the target script")
+    max_compression_ratio: float = Field(default=4.0, gt=1.0, description="zlib ratio of repeating text")
+    reject_truncated: bool = Field(description="quarantine outputs cut off at max_new_tokens")
+
+
+class QuantConfig(_Strict):
+    """Stage 1: FP8 dynamic compression of the teacher and its validation gate."""
+
+    scheme: Literal["FP8_DYNAMIC"] = "FP8_DYNAMIC"
+    ignore: list[str] = Field(default_factory=lambda: ["lm_head"])
+    validation_samples: int = Field(gt=0, description="first N OPUS pairs translated by both models")
+    max_chrf_drop: float = Field(ge=0.0, description="fail the stage when chrF++ drops by more")
+
+
 class TeacherConfig(_Strict):
     """Stage 2: the FP8 teacher translates the OpenOrca rows kept by ``data.sources.openorca.limit``."""
 
     model: ModelRef
     prompt: str
+    engine: EngineConfig
 
     @field_validator("prompt")
     @classmethod
@@ -83,12 +116,25 @@ class JudgeConfig(_Strict):
     """Stage 3: a strict bilingual judge accepts or rejects the ``data.sources.opus100.limit`` OPUS pairs."""
 
     model: ModelRef
+    prompt: str
+    min_label_mass: float = Field(ge=0.0, le=1.0, description="below it a verdict is 'unreadable'")
+    engine: EngineConfig
+
+    @field_validator("prompt")
+    @classmethod
+    def _has_slots(cls, value: str) -> str:
+        if "{en}" not in value or "{ar}" not in value:
+            raise ValueError("the judge prompt must contain the placeholders {en} and {ar}")
+        return value
 
 
 class TranslatorConfig(_Strict):
     """Stage 4: the lightweight translator fine-tuned on the bilingual set."""
 
     base: ModelRef
+    prompt_en_ar: str
+    prompt_ar_en: str
+    heldout_fraction: float = Field(ge=0.0, lt=1.0)
 
 
 class StudentConfig(_Strict):
@@ -102,6 +148,7 @@ class CorpusConfig(_Strict):
     """Stage 5: the English instruction sources translated to Arabic."""
 
     sources: list[str] = Field(min_length=1)
+    engine: EngineConfig
 
     @field_validator("sources")
     @classmethod
@@ -162,6 +209,8 @@ class Preset(_Strict):
     description: str
     seed: int
     data: DataConfig
+    quality: QualityConfig
+    quant: QuantConfig
     teacher: TeacherConfig
     judge: JudgeConfig
     translator: TranslatorConfig

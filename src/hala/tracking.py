@@ -15,10 +15,10 @@ from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
+import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-import mlflow
 from hala.prepare import SourceCounts
 
 TRACKED_PACKAGES = ("hala", "kfp", "mlflow", "datasets", "pyarrow", "transformers", "torch", "trl", "vllm")
