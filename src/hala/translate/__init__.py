@@ -1,0 +1,1 @@
+"""Translation: chunking, engines (vLLM, transformers), output checks, retries and resumable shards."""
