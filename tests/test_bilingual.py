@@ -1,0 +1,214 @@
+"""The translator's training set: two directions per pair, deduplication, leak-free held-out split."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pytest
+
+from hala.bilingual import EXAMPLE_SCHEMA, BilingualCounts, build_examples, opus_pairs, teacher_pairs
+from hala.sources import RECORD_SCHEMA
+from hala.translate.conversations import TEACHER_SCHEMA
+
+EN_AR = "Translate into Arabic:\n{x}"
+AR_EN = "ترجم إلى الإنجليزية:\n{x}"
+
+
+def _build(
+    pairs: list[tuple[str, str, str]], heldout_fraction: float = 0.0
+) -> tuple[pa.Table, pa.Table, BilingualCounts]:
+    return build_examples(iter(pairs), EN_AR, AR_EN, heldout_fraction)
+
+
+def _synthetic(n: int) -> list[tuple[str, str, str]]:
+    return [("opus100", f"Sentence number {i} is here.", f"الجملة رقم {i} هنا.") for i in range(n)]
+
+
+def test_each_pair_becomes_two_directed_examples() -> None:
+    train, held, counts = _build([("opus100", "  Good morning. ", "صباح الخير.\n")])
+    assert held.num_rows == 0
+    assert train.schema == EXAMPLE_SCHEMA
+    rows = train.to_pylist()
+    assert [r["direction"] for r in rows] == ["en-ar", "ar-en"]
+    assert rows[0]["messages"] == [
+        {"role": "user", "content": "Translate into Arabic:\nGood morning."},
+        {"role": "assistant", "content": "صباح الخير."},
+    ]
+    assert rows[1]["messages"] == [
+        {"role": "user", "content": "ترجم إلى الإنجليزية:\nصباح الخير."},
+        {"role": "assistant", "content": "Good morning."},
+    ]
+    assert rows[0]["pair_id"] == rows[1]["pair_id"]
+    assert [r["id"] for r in rows] == [f"{rows[0]['pair_id']}:en-ar", f"{rows[0]['pair_id']}:ar-en"]
+    assert {r["origin"] for r in rows} == {"opus100"}
+    assert counts == BilingualCounts(pairs_in=1, dropped={}, train_examples=2, heldout_examples=0)
+
+
+def test_pair_ids_are_stable_and_distinct() -> None:
+    first, _, _ = _build(_synthetic(50))
+    again, _, _ = _build(_synthetic(50))
+    assert first.column("id").to_pylist() == again.column("id").to_pylist()
+    assert len(set(first.column("pair_id").to_pylist())) == 50
+    assert len(set(first.column("id").to_pylist())) == 100
+
+
+def test_dedupe_on_whitespace_normalised_text() -> None:
+    pairs = [
+        ("openorca.instr", "What is  the time?", "كم  الساعة؟"),
+        ("openorca.resp", " What is the\ntime? ", "كم\tالساعة؟"),  # same pair up to whitespace
+        ("opus100", "What is the time?", "ما هو الوقت؟"),  # same English, other Arabic: kept
+        ("opus100", "What is the time?", "كم الساعة؟"),  # duplicate again
+        ("opus100", "what is the time?", "كم الساعة؟"),  # case differs: kept
+    ]
+    train, held, counts = _build(pairs)
+    assert counts.dropped == {"duplicate_pair": 2}
+    assert train.num_rows + held.num_rows == 2 * 3
+    # The first occurrence is the one kept, with its origin.
+    assert train.column("origin").to_pylist()[:2] == ["openorca.instr", "openorca.instr"]
+
+
+@pytest.mark.parametrize(
+    ("en", "ar"),
+    [("", "نص"), ("text", ""), ("   \n", "نص"), ("text", "\t "), (None, "نص"), ("text", None)],
+)
+def test_empty_side_is_dropped(en: str | None, ar: str | None) -> None:
+    train, held, counts = build_examples(iter([("opus100", en, ar)]), EN_AR, AR_EN, 0.0)  # type: ignore[list-item]
+    assert counts.dropped == {"empty_side": 1}
+    assert counts.pairs_in == 1
+    assert train.num_rows == held.num_rows == 0
+    assert train.schema == EXAMPLE_SCHEMA
+
+
+def test_counts_add_up() -> None:
+    pairs = [*_synthetic(30), *_synthetic(10), ("opus100", "", "x"), ("opus100", "y", " ")]
+    train, held, counts = _build(pairs, heldout_fraction=0.2)
+    kept = len({r["pair_id"] for r in [*train.to_pylist(), *held.to_pylist()]})
+    assert kept == 30
+    assert counts.dropped == {"duplicate_pair": 10, "empty_side": 2}
+    assert counts.pairs_in == len(pairs) == kept + sum(counts.dropped.values())
+    assert (counts.train_examples, counts.heldout_examples) == (train.num_rows, held.num_rows)
+    assert counts.train_examples + counts.heldout_examples == 2 * kept
+
+
+def test_no_pairs() -> None:
+    train, held, counts = _build([], heldout_fraction=0.5)
+    assert (train.num_rows, held.num_rows) == (0, 0)
+    assert train.schema == held.schema == EXAMPLE_SCHEMA
+    assert counts == BilingualCounts()
+
+
+def test_split_keeps_both_directions_together_and_matches_fraction() -> None:
+    n, fraction = 2000, 0.1
+    train, held, counts = _build(_synthetic(n), heldout_fraction=fraction)
+    train_pairs = Counter(train.column("pair_id").to_pylist())
+    held_pairs = Counter(held.column("pair_id").to_pylist())
+    assert not set(train_pairs) & set(held_pairs)
+    assert set(train_pairs.values()) == set(held_pairs.values()) == {2}
+    assert len(train_pairs) + len(held_pairs) == n
+    assert 0.5 * fraction * n <= len(held_pairs) <= 1.5 * fraction * n
+    assert counts.heldout_examples == 2 * len(held_pairs)
+    # Both directions of every held-out pair are there.
+    assert Counter(held.column("direction").to_pylist()) == {
+        "en-ar": len(held_pairs),
+        "ar-en": len(held_pairs),
+    }
+
+
+def test_split_is_deterministic_and_monotone_in_fraction() -> None:
+    _, held_small, _ = _build(_synthetic(500), heldout_fraction=0.1)
+    _, held_again, _ = _build(_synthetic(500), heldout_fraction=0.1)
+    _, held_large, _ = _build(_synthetic(500), heldout_fraction=0.3)
+    small = set(held_small.column("pair_id").to_pylist())
+    assert small == set(held_again.column("pair_id").to_pylist())
+    assert small < set(held_large.column("pair_id").to_pylist())
+
+
+@pytest.mark.parametrize(("fraction", "held_rows"), [(0.0, 0), (1.0, 400)])
+def test_split_extremes(fraction: float, held_rows: int) -> None:
+    train, held, _ = _build(_synthetic(200), heldout_fraction=fraction)
+    assert held.num_rows == held_rows
+    assert train.num_rows == 400 - held_rows
+
+
+def test_teacher_pairs_yield_instruction_and_response() -> None:
+    tuples = pa.Table.from_pylist(
+        [
+            {
+                "id": "t1",
+                "system_en": "Be kind.",
+                "system_ar": "كن لطيفا.",
+                "instr_en": "Say hello.",
+                "instr_ar": "قل مرحبا.",
+                "resp_en": "Hello.",
+                "resp_ar": "مرحبا.",
+            },
+            {
+                "id": "t2",
+                "system_en": "",
+                "system_ar": "",
+                "instr_en": "Count to two.",
+                "instr_ar": "عد إلى اثنين.",
+                "resp_en": "One, two.",
+                "resp_ar": "واحد، اثنان.",
+            },
+        ],
+        schema=TEACHER_SCHEMA,
+    )
+    assert list(teacher_pairs(tuples)) == [
+        ("openorca.instr", "Say hello.", "قل مرحبا."),
+        ("openorca.resp", "Hello.", "مرحبا."),
+        ("openorca.instr", "Count to two.", "عد إلى اثنين."),
+        ("openorca.resp", "One, two.", "واحد، اثنان."),
+    ]
+
+
+def test_opus_pairs_read_user_as_english_and_assistant_as_arabic() -> None:
+    accepted = pa.Table.from_pylist(
+        [
+            {
+                "id": "o1",
+                "source": "opus100",
+                "messages": [
+                    {"role": "user", "content": "Thank you."},
+                    {"role": "assistant", "content": "شكرا لك."},
+                ],
+                "meta": "{}",
+            },
+            {
+                "id": "o2",
+                "source": "opus100",
+                "messages": [{"role": "assistant", "content": "نعم."}, {"role": "user", "content": "Yes."}],
+                "meta": "{}",
+            },
+            {
+                "id": "o3",
+                "source": "opus100",
+                "messages": [{"role": "user", "content": "Alone."}],
+                "meta": "{}",
+            },
+        ],
+        schema=RECORD_SCHEMA,
+    )
+    pairs = list(opus_pairs(accepted))
+    assert pairs == [
+        ("opus100", "Thank you.", "شكرا لك."),
+        ("opus100", "Yes.", "نعم."),
+        ("opus100", "Alone.", ""),
+    ]
+    # The record without an Arabic side is dropped when building examples.
+    _, _, counts = _build(pairs)
+    assert counts.dropped == {"empty_side": 1}
+
+
+def test_teacher_and_opus_pairs_combine() -> None:
+    def pairs() -> Iterator[tuple[str, str, str]]:
+        yield ("openorca.instr", "Say hello.", "قل مرحبا.")
+        yield ("opus100", "Say hello.", "قل مرحبا.")  # the same pair from OPUS: a duplicate
+        yield ("opus100", "Thank you.", "شكرا لك.")
+
+    train, _, counts = build_examples(pairs(), EN_AR, AR_EN, 0.0)
+    assert counts.pairs_in == 3
+    assert counts.dropped == {"duplicate_pair": 1}
+    assert Counter(train.column("origin").to_pylist()) == {"openorca.instr": 2, "opus100": 2}
