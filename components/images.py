@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from importlib import metadata
 
-STAGES = ("data",)
+STAGES = ("data", "quantize", "translate")
 
 
 def _version() -> str:

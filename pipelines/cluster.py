@@ -7,18 +7,39 @@ from __future__ import annotations
 
 from kfp import dsl, kubernetes
 
-from hala.config import ClusterConfig, NodePool
+from hala.config import ClusterConfig, EngineConfig, NodePool
 
 
-def place(task: dsl.PipelineTask, pool: NodePool) -> dsl.PipelineTask:
-    """Pin a task to a node pool, tolerate its taint, size it and request its accelerators."""
+def place(task: dsl.PipelineTask, pool: NodePool, accelerators: int | None = None) -> dsl.PipelineTask:
+    """Pin a task to a node pool, tolerate its taint, size it and request accelerators.
+
+    ``accelerators`` overrides the pool's count (a stage's tensor-parallel size, say).
+    """
     for key, value in pool.node_selector.items():
         kubernetes.add_node_selector(task, label_key=key, label_value=value)
     if pool.toleration_key:
         kubernetes.add_toleration(task, key=pool.toleration_key, operator="Exists", effect="NoSchedule")
     task.set_cpu_request(pool.cpu).set_memory_request(pool.memory).set_memory_limit(pool.memory)
-    if pool.accelerators and pool.accelerator_type:
-        task.set_accelerator_type(pool.accelerator_type).set_accelerator_limit(pool.accelerators)
+    count = pool.accelerators if accelerators is None else accelerators
+    if count and pool.accelerator_type:
+        task.set_accelerator_type(pool.accelerator_type).set_accelerator_limit(count)
+    return task
+
+
+def on_gpu_pool(task: dsl.PipelineTask, cluster: ClusterConfig, engine: EngineConfig) -> dsl.PipelineTask:
+    """Place a generation task: GPUs for vLLM, the data pool for the transformers engine.
+
+    vLLM gets the translation pool, one GPU per tensor-parallel rank and shared memory for its workers.
+    """
+    if engine.kind != "vllm":
+        return place(task, cluster.data_pool, accelerators=0)
+    kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory")
+    return place(task, cluster.translation_pool, accelerators=engine.tensor_parallel_size)
+
+
+def with_work_volume(task: dsl.PipelineTask, cluster: ClusterConfig) -> dsl.PipelineTask:
+    """Mount the shared work claim, where shard tasks keep the parts a retry resumes from."""
+    kubernetes.mount_pvc(task, pvc_name=cluster.work_pvc, mount_path=cluster.work_root)
     return task
 
 

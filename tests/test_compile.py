@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -35,14 +36,75 @@ def test_both_documents_parse_strictly(preset: str) -> None:
     )
     executors = platform.platforms["kubernetes"].deployment_spec.executors
     assert set(executors) == set(spec.deployment_spec.fields["executors"].struct_value.fields)
+    gpu_ops = {
+        "exec-quantize-op",
+        "exec-teacher-translate-op",
+        "exec-judge-filter-op",
+        "exec-corpus-translate-op",
+    }
     for name, struct in executors.items():
         config = json_format.ParseDict(
             json_format.MessageToDict(struct), k8s_pb2.KubernetesExecutorConfig(), ignore_unknown_fields=False
         )
-        assert config.node_selector.labels == {"hala.ai/pool": "cpu"}, name
+        gpu = name.rstrip("-0123456789") in gpu_ops
+        pool = "a100" if gpu else "cpu"
+        assert config.node_selector.labels == {"hala.ai/pool": pool}, name
         assert {s.secret_name for s in config.secret_as_env} == {"hala-hf-token", "hala-mlflow"}
+        if gpu:
+            assert [t.key for t in config.tolerations] == ["nvidia.com/gpu"], name
+            assert [(m.mount_path, m.medium) for m in config.empty_dir_mounts] == [("/dev/shm", "Memory")], (
+                name
+            )
+            assert [m.mount_path for m in config.pvc_mount] == ["/hala-work"], name
     assert isinstance(
         platform.platforms["kubernetes"].deployment_spec.executors["exec-start-run-op"], struct_pb2.Struct
+    )
+
+
+@pytest.mark.parametrize("preset", CLUSTER_PRESETS)
+def test_translation_tasks_request_a100s_by_tensor_parallel_size(preset: str) -> None:
+    pipeline_doc, _ = _documents(COMPILED_DIR / f"{preset}.yaml")
+    loaded = load_preset(preset)
+    executors = pipeline_doc["deploymentSpec"]["executors"]
+    expected = {
+        "exec-teacher-translate-op": loaded.teacher.engine.tensor_parallel_size,
+        "exec-quantize-op": loaded.teacher.engine.tensor_parallel_size,
+        "exec-judge-filter-op": loaded.judge.engine.tensor_parallel_size,
+        "exec-corpus-translate-op": loaded.corpus.engine.tensor_parallel_size,
+    }
+    for name, spec in executors.items():
+        count = expected.get(name.rstrip("-0123456789"))
+        if count is None:
+            assert "accelerator" not in spec["container"].get("resources", {}), name
+            continue
+        accelerator = spec["container"]["resources"]["accelerator"]
+        assert (accelerator["resourceType"], accelerator["resourceCount"]) == (
+            "nvidia.com/gpu",
+            str(count),
+        ), name
+
+
+@pytest.mark.parametrize("preset", CLUSTER_PRESETS)
+def test_translation_fans_out_over_shards_and_fans_in(preset: str) -> None:
+    pipeline_doc, _ = _documents(COMPILED_DIR / f"{preset}.yaml")
+    loaded = load_preset(preset)
+    components = pipeline_doc["components"]
+    loops = {
+        name: spec
+        for name, spec in components["comp-exit-handler-1"]["dag"]["tasks"].items()
+        if name.startswith("for-loop")
+    }
+    assert len(loops) == 2 + len(loaded.corpus.sources)  # teacher, judge, one per corpus source
+    for name, task in loops.items():
+        iterator = task["parameterIterator"]["items"]["raw"]
+        assert json.loads(iterator) == list(range(loaded.data.num_shards)), name
+        assert task["iteratorPolicy"]["parallelismLimit"] >= 1
+    bilingual = components["comp-exit-handler-1"]["dag"]["tasks"]["bilingual-set-op"]
+    inputs = bilingual["inputs"]["artifacts"]
+    assert {"teacher", "judged"} <= set(inputs)
+    assert all(
+        "taskOutputArtifact" in inputs[k] or "componentInputArtifact" in inputs[k]
+        for k in ("teacher", "judged")
     )
 
 

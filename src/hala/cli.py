@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import builtins
+import functools
 import json
 import sys
 import tempfile
@@ -21,13 +23,17 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from hala_pipelines.local import run_local, source_counts
+    from hala_pipelines.local import run_local, source_counts, stage_counts
 
     result = run_local(args.preset, Path(args.workdir), args.run_name)
+    # KFP's local runner leaves an indenting wrapper on sys.stdout: write the summary to the real one.
+    print = functools.partial(builtins.print, file=sys.__stdout__)
     print(f"\npipeline '{args.preset}' finished in {result.seconds:.1f} s")
     print(f"{'source':<16}{'read':>8}{'kept':>8}  quarantined")
     for counts in source_counts(result.pipeline_root):
         print(f"{counts['source']:<16}{counts['read']:>8}{counts['kept']:>8}  {counts['quarantined'] or '-'}")
+    for stage, counts in sorted(stage_counts(result.pipeline_root).items()):
+        print(f"{stage:<24}{json.dumps(counts, sort_keys=True)}")
     print(f"outputs:        {result.pipeline_root}")
     print(
         f"MLflow:         {result.tracking_uri} (experiment '{result.experiment}', run '{result.run_name}')"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hala.errors import HalaError
 from hala.sources import SOURCES
@@ -78,6 +78,7 @@ class EngineConfig(_Strict):
     gpu_memory_utilization: float = Field(default=0.9, gt=0.0, le=1.0)
     enable_prefix_caching: bool = Field(default=True, description="off for LFM2 (LightEval/vLLM advice)")
     parallelism: int = Field(default=4, ge=1, description="shards translated at once (one pod each)")
+    checkpoint_records: int = Field(default=256, ge=1, description="records per resumable part file")
 
 
 class QualityConfig(_Strict):
@@ -194,6 +195,8 @@ class ClusterConfig(_Strict):
     hub_token_secret: str = Field(description="Kubernetes Secret holding HF_TOKEN (name only, never a value)")
     mlflow_secret: str = Field(description="Kubernetes Secret with MLflow credentials (name only)")
     retries: int = Field(default=2, ge=0, le=10, description="retries of a failed task (preemption, network)")
+    work_pvc: str = Field(description="PersistentVolumeClaim shared by shard tasks, so a retry resumes")
+    work_root: str = Field(default="/hala-work", description="where work_pvc is mounted in the pods")
 
 
 class TrackingConfig(_Strict):
@@ -220,6 +223,15 @@ class Preset(_Strict):
     eval: EvalConfig
     tracking: TrackingConfig
     cluster: ClusterConfig
+
+    @model_validator(mode="after")
+    def _stages_have_their_sources(self) -> Preset:
+        needed = {"openorca": "teacher", "opus100": "judge", **{k: "corpus" for k in self.corpus.sources}}
+        enabled = set(self.enabled_sources())
+        missing = [f"{k} (used by {stage})" for k, stage in needed.items() if k not in enabled]
+        if missing:
+            raise ValueError(f"sources {missing} must be enabled in data.sources")
+        return self
 
     def enabled_sources(self) -> list[str]:
         """Source keys this preset prepares, in registry order."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 SPECIAL_TOKENS = ("<|pad|>", "<|startoftext|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>")
 VOCAB_SIZE = 1024
@@ -114,11 +115,14 @@ def build_tiny_models(
 ) -> dict[str, Path]:
     """Write the tiny models (model + tokenizer + chat template) under ``out/<name>``."""
     tokenizer = build_tokenizer()
-    written = {}
-    for name in names:
-        path = out / name
-        model = build_model(TINY_MODELS[name], tokenizer, seed)
-        model.save_pretrained(path, safe_serialization=True)
-        tokenizer.save_pretrained(path)
-        written[name] = path
-    return written
+    return {name: save_tiny_model(name, out / name, seed, tokenizer) for name in names}
+
+
+def save_tiny_model(name: str, path: Path, seed: int = 0, tokenizer: Any = None) -> Path:
+    """Write one tiny model (``teacher``, ``judge``, ``translator-base`` or ``student``) to ``path``."""
+    if name not in TINY_MODELS:
+        raise KeyError(f"unknown tiny model {name!r}; known: {sorted(TINY_MODELS)}")
+    tokenizer = tokenizer or build_tokenizer()
+    build_model(TINY_MODELS[name], tokenizer, seed).save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path

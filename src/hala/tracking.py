@@ -7,6 +7,7 @@ With ``MLFLOW_TRACKING_URI`` unset, runs go to the sqlite file ``mlflow.db`` in 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import time
@@ -89,6 +90,15 @@ def find_pipeline_run(experiment: str, kfp_run_id: str) -> str | None:
         [found.experiment_id], filter_string=f"tags.`{KFP_RUN_TAG}` = '{kfp_run_id}'", max_results=1
     )
     return runs[0].info.run_id if runs else None
+
+
+def parent_run_of(preset_json: str, kfp_run_id: str) -> str:
+    """The parent run of a running pipeline, found by its KFP run id (for tasks inside a loop)."""
+    experiment = json.loads(preset_json)["tracking"]["experiment"]
+    run_id = find_pipeline_run(experiment, kfp_run_id)
+    if run_id is None:
+        raise RuntimeError(f"no MLflow run tagged {KFP_RUN_TAG}={kfp_run_id} in experiment {experiment!r}")
+    return run_id
 
 
 def finish_pipeline_run(experiment: str, kfp_run_id: str, status: str) -> None:
