@@ -1,9 +1,9 @@
 """Components of the translation stages: models, FP8 teacher, teacher, judge, bilingual set, corpus.
 
 No `from __future__ import annotations` here: KFP reads the real annotation objects. Tasks inside a
-``ParallelFor`` find the parent MLflow run by the KFP run id instead of taking the start task's
-output: KFP 2.17's local runner hands such tasks the loop item in place of an upstream task's output
-parameter.
+``ParallelFor`` take the KFP run id, not the start task's output, and the library finds the parent
+MLflow run by it: KFP 2.17's local runner hands such tasks the loop item in place of an upstream
+task's output parameter.
 """
 
 from kfp import dsl
@@ -55,16 +55,12 @@ def teacher_translate_op(
     translated: dsl.Output[dsl.Dataset],
 ) -> None:
     """One OpenOrca shard through the teacher (resumes from its work folder when retried)."""
-    from hala import tracking
     from hala.translate import stages
 
-    parent_run_id = tracking.parent_run_of(preset_json, kfp_run_id)
-
-    work = stages.shard_work_dir(work_root, kfp_run_id, "teacher", shard)
-    result = stages.teacher_translate(
-        preset_json, parent_run_id, model.path, prepared.path, shard, work, translated.path
+    task = stages.ShardTask(
+        preset_json, kfp_run_id, work_root, shard, model.path, prepared.path, translated.path
     )
-    translated.metadata.update({"read": result.read, "kept": result.kept, "quarantined": result.quarantined})
+    translated.metadata.update(stages.teacher_translate(task))
 
 
 @dsl.component(base_image=TRANSLATE_IMAGE, install_kfp_package=False)
@@ -78,16 +74,12 @@ def judge_filter_op(
     accepted: dsl.Output[dsl.Dataset],
 ) -> None:
     """One OPUS-100 shard through the bilingual judge; accepted pairs out."""
-    from hala import tracking
     from hala.translate import stages
 
-    parent_run_id = tracking.parent_run_of(preset_json, kfp_run_id)
-
-    work = stages.shard_work_dir(work_root, kfp_run_id, "judge", shard)
-    result = stages.judge_filter(
-        preset_json, parent_run_id, model.path, prepared.path, shard, work, accepted.path
+    task = stages.ShardTask(
+        preset_json, kfp_run_id, work_root, shard, model.path, prepared.path, accepted.path
     )
-    accepted.metadata.update({"read": result.read, "kept": result.kept, "quarantined": result.quarantined})
+    accepted.metadata.update(stages.judge_filter(task))
 
 
 @dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
@@ -119,13 +111,9 @@ def corpus_translate_op(
     translated: dsl.Output[dsl.Dataset],
 ) -> None:
     """One shard of an English instruction source through the translator, turn by turn."""
-    from hala import tracking
     from hala.translate import stages
 
-    parent_run_id = tracking.parent_run_of(preset_json, kfp_run_id)
-
-    work = stages.shard_work_dir(work_root, kfp_run_id, f"corpus-{source}", shard)
-    result = stages.corpus_translate(
-        preset_json, parent_run_id, model.path, prepared.path, source, shard, work, translated.path
+    task = stages.ShardTask(
+        preset_json, kfp_run_id, work_root, shard, model.path, prepared.path, translated.path
     )
-    translated.metadata.update({"read": result.read, "kept": result.kept, "quarantined": result.quarantined})
+    translated.metadata.update(stages.corpus_translate(task, source))

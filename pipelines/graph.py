@@ -87,31 +87,35 @@ def build_pipeline(preset: Preset, preset_file_hash: str = "") -> Callable[..., 
             )
             gpu(quant_task.set_display_name("quantize teacher FP8"), preset.teacher.engine)
 
-            with dsl.ParallelFor(
-                items=shards, parallelism=preset.teacher.engine.parallelism, name="teacher-shards"
-            ) as shard:
-                teacher_task = teacher_translate_op(
-                    preset_json=preset_json,
-                    kfp_run_id=kfp_run_id,
-                    work_root=work_root,
-                    shard=shard,
-                    model=quant_task.outputs["quantized"],
-                    prepared=prepared["openorca"],
-                )
-                gpu(teacher_task.set_display_name("teacher translate"), preset.teacher.engine)
+            def fan_out(
+                op: Callable[..., dsl.PipelineTask], engine: EngineConfig, name: str, **inputs: object
+            ) -> dsl.PipelineTask:
+                """One task per shard, at most ``engine.parallelism`` at once; returns the loop's task."""
+                with dsl.ParallelFor(items=shards, parallelism=engine.parallelism, name=name) as shard:
+                    task = op(
+                        preset_json=preset_json,
+                        kfp_run_id=kfp_run_id,
+                        work_root=work_root,
+                        shard=shard,
+                        **inputs,
+                    )
+                    gpu(task.set_display_name(name), engine)
+                return task
 
-            with dsl.ParallelFor(
-                items=shards, parallelism=preset.judge.engine.parallelism, name="judge-shards"
-            ) as shard:
-                judge_task = judge_filter_op(
-                    preset_json=preset_json,
-                    kfp_run_id=kfp_run_id,
-                    work_root=work_root,
-                    shard=shard,
-                    model=judge_model.outputs["model"],
-                    prepared=prepared["opus100"],
-                )
-                gpu(judge_task.set_display_name("judge filter"), preset.judge.engine)
+            teacher_task = fan_out(
+                teacher_translate_op,
+                preset.teacher.engine,
+                "teacher-translate",
+                model=quant_task.outputs["quantized"],
+                prepared=prepared["openorca"],
+            )
+            judge_task = fan_out(
+                judge_filter_op,
+                preset.judge.engine,
+                "judge-filter",
+                model=judge_model.outputs["model"],
+                prepared=prepared["opus100"],
+            )
 
             bilingual_task = bilingual_set_op(
                 preset_json=preset_json,
@@ -124,18 +128,13 @@ def build_pipeline(preset: Preset, preset_file_hash: str = "") -> Callable[..., 
             # Until the translator is trained in this graph (issue 4), the corpus is translated by
             # the translator's base model; the stage takes whichever model artifact it is given.
             for source in preset.corpus.sources:
-                with dsl.ParallelFor(
-                    items=shards, parallelism=preset.corpus.engine.parallelism, name=f"corpus-{source}"
-                ) as shard:
-                    corpus_task = corpus_translate_op(
-                        preset_json=preset_json,
-                        kfp_run_id=kfp_run_id,
-                        work_root=work_root,
-                        source=source,
-                        shard=shard,
-                        model=translator_model.outputs["model"],
-                        prepared=prepared[source],
-                    )
-                    gpu(corpus_task.set_display_name(f"translate {source}"), preset.corpus.engine)
+                fan_out(
+                    corpus_translate_op,
+                    preset.corpus.engine,
+                    f"translate-{source}",
+                    source=source,
+                    model=translator_model.outputs["model"],
+                    prepared=prepared[source],
+                )
 
     return hala_pipeline

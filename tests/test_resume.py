@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -25,9 +26,10 @@ SCRIPT = """
 import sys
 from hala import tracking
 from hala.translate import stages
-preset_json, model, prepared, work, out = sys.argv[1:6]
-parent = tracking.start_pipeline_run("resume-test", "r", {}, "kfp-resume")
-stages.teacher_translate(preset_json, parent, model, prepared, 0, work, out)
+preset_json, model, prepared, work_root, out = sys.argv[1:6]
+if tracking.find_pipeline_run("hala-tiny", "kfp-resume") is None:
+    tracking.start_pipeline_run("hala-tiny", "r", {}, "kfp-resume")
+stages.teacher_translate(stages.ShardTask(preset_json, "kfp-resume", work_root, 0, model, prepared, out))
 """
 
 
@@ -44,15 +46,19 @@ def test_killed_shard_resumes_and_every_id_lands_once(
     shards = preset.data.num_shards
     prepare_source(SOURCES["openorca"], str(FIXTURES / "openorca"), prepared, num_shards=shards)
     inputs = _ids(prepared / "shards" / f"shard-00000-of-{shards:05d}.parquet")
-    work, out = tmp_path / "work", tmp_path / "out"
+    work_root, out = tmp_path / "work", tmp_path / "out"
+    work = work_root / "kfp-resume" / "teacher_translate" / "shard-00000"
+    settings = json.loads(preset.to_json())
+    settings["teacher"]["engine"]["checkpoint_records"] = 2  # many small parts: the kill lands between two
+    model = str(tiny_models["teacher"])
     args = [
         sys.executable,
         "-c",
         SCRIPT,
-        preset.to_json(),
-        str(tiny_models["teacher"]),
+        json.dumps(settings),
+        model,
         str(prepared),
-        str(work),
+        str(work_root),
         str(out),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -71,7 +77,7 @@ def test_killed_shard_resumes_and_every_id_lands_once(
     kept, quarantined = _ids(out / "output.parquet"), _ids(out / "quarantine.parquet")
     assert sorted(kept + quarantined) == sorted(inputs)  # each id exactly once, nothing lost
     assert not set(kept) & set(quarantined)
-    counts = __import__("json").loads((out / "counts.json").read_text())
+    counts = json.loads((out / "counts.json").read_text())
     assert counts["resumed"] == len(done_before)
     assert counts["read"] == counts["kept"] + counts["quarantined"] == len(inputs)
     assert not (work / "parts").exists()

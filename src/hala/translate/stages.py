@@ -14,7 +14,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -144,68 +144,73 @@ def _translate_shard(
     return process_shard(records, out_dir, process, batch_size=cfg.checkpoint_records, schemas=schemas)
 
 
-def teacher_translate(
-    preset_json: str,
-    parent_run_id: str,
-    model_dir: str,
-    prepared_dir: str,
-    shard: int,
-    work_dir: str,
-    out_dir: str,
-) -> ShardResult:
+@dataclass(frozen=True)
+class ShardTask:
+    """One task of a fan-out stage: its preset, run, shard, model, input, work folder and output."""
+
+    preset_json: str
+    kfp_run_id: str
+    work_root: str
+    shard: int
+    model_dir: str
+    prepared_dir: str
+    out_dir: str
+
+    def preset(self) -> Preset:
+        """The resolved preset of the run."""
+        return Preset.model_validate_json(self.preset_json)
+
+    def work_dir(self, stage: str) -> Path:
+        """The durable work folder of this shard (shared by retries of the task)."""
+        return Path(self.work_root) / self.kfp_run_id / stage / f"shard-{self.shard:05d}"
+
+
+ShardRunner = Callable[[Preset, pa.Table, Path], tuple[ShardResult, dict[str, float]]]
+
+
+def _shard_stage(task: ShardTask, stage: str, prefix: str, run: ShardRunner) -> dict[str, int]:
+    """Run one shard of a stage in its work folder, log it as a nested run, publish the outputs."""
+    preset = task.preset()
+    records = shard_records(Path(task.prepared_dir), task.shard, preset.data.num_shards)
+    work = task.work_dir(stage)
+    parent_run_id = tracking.parent_run_of(task.preset_json, task.kfp_run_id)
+    with tracking.stage_run(parent_run_id, f"{stage}-{task.shard}"):
+        start = time.perf_counter()
+        result, extra = run(preset, records, work)
+        _log_shard(prefix, work, result, time.perf_counter() - start, {"shard": task.shard, **extra})
+    publish(work, Path(task.out_dir))
+    return {
+        "read": result.read,
+        "kept": result.kept,
+        "quarantined": result.quarantined,
+        "resumed": result.resumed,
+    }
+
+
+def teacher_translate(task: ShardTask) -> dict[str, int]:
     """Stage 2: one OpenOrca shard through the FP8 teacher, as (instr, resp) EN/AR tuples."""
-    preset = Preset.model_validate_json(preset_json)
-    records = shard_records(Path(prepared_dir), shard, preset.data.num_shards)
-    with tracking.stage_run(parent_run_id, f"teacher_translate-{shard}"):
-        start = time.perf_counter()
-        result = _translate_shard(
-            preset,
-            records,
-            Path(work_dir),
-            Path(model_dir),
-            preset.teacher.engine,
-            preset.teacher.prompt,
-            teacher_tuples,
-            TEACHER_SCHEMA,
-        )
-        _log_shard("teacher", Path(work_dir), result, time.perf_counter() - start, {"shard": shard})
-    publish(Path(work_dir), Path(out_dir))
-    return result
+
+    def run(preset: Preset, records: pa.Table, work: Path) -> tuple[ShardResult, dict[str, float]]:
+        cfg = preset.teacher.engine
+        model = Path(task.model_dir)
+        return _translate_shard(
+            preset, records, work, model, cfg, preset.teacher.prompt, teacher_tuples, TEACHER_SCHEMA
+        ), {}
+
+    return _shard_stage(task, "teacher_translate", "teacher", run)
 
 
-def corpus_translate(
-    preset_json: str,
-    parent_run_id: str,
-    model_dir: str,
-    prepared_dir: str,
-    source: str,
-    shard: int,
-    work_dir: str,
-    out_dir: str,
-) -> ShardResult:
+def corpus_translate(task: ShardTask, source: str) -> dict[str, int]:
     """Stage 5: one shard of an instruction source through the translator, turn by turn."""
-    preset = Preset.model_validate_json(preset_json)
-    records = shard_records(Path(prepared_dir), shard, preset.data.num_shards)
-    with tracking.stage_run(parent_run_id, f"corpus_translate-{source}-{shard}"):
-        start = time.perf_counter()
-        result = _translate_shard(
-            preset,
-            records,
-            Path(work_dir),
-            Path(model_dir),
-            preset.corpus.engine,
-            preset.translator.prompt_en_ar,
-            lambda table: table,
-            TRANSLATED_SCHEMA,
-        )
-        _log_shard(f"corpus.{source}", Path(work_dir), result, time.perf_counter() - start, {"shard": shard})
-    publish(Path(work_dir), Path(out_dir))
-    return result
 
+    def run(preset: Preset, records: pa.Table, work: Path) -> tuple[ShardResult, dict[str, float]]:
+        cfg, prompt = preset.corpus.engine, preset.translator.prompt_en_ar
+        model = Path(task.model_dir)
+        return _translate_shard(
+            preset, records, work, model, cfg, prompt, lambda table: table, TRANSLATED_SCHEMA
+        ), {}
 
-def shard_work_dir(work_root: str, kfp_run_id: str, stage: str, shard: int) -> str:
-    """The durable work folder of one shard task of one pipeline run."""
-    return str(Path(work_root) / kfp_run_id / stage / f"shard-{shard:05d}")
+    return _shard_stage(task, f"corpus_translate-{source}", f"corpus.{source}", run)
 
 
 def publish(work_dir: Path, out_dir: Path) -> None:
@@ -264,52 +269,38 @@ def quantize(
     return metrics
 
 
-def judge_filter(
-    preset_json: str,
-    parent_run_id: str,
-    model_dir: str,
-    prepared_dir: str,
-    shard: int,
-    work_dir: str,
-    out_dir: str,
-) -> ShardResult:
+def judge_filter(task: ShardTask) -> dict[str, int]:
     """Stage 3: the bilingual judge over one OPUS shard; accepted pairs out, the rest quarantined."""
     from hala.judge import JudgeSettings, TransformersJudge, verdict_counts
 
-    preset = Preset.model_validate_json(preset_json)
-    records = shard_records(Path(prepared_dir), shard, preset.data.num_shards)
-    settings = JudgeSettings(prompt=preset.judge.prompt, min_label_mass=preset.judge.min_label_mass)
-    judges: list[Any] = []
-    verdicts: list[Any] = []
+    def run(preset: Preset, records: pa.Table, work: Path) -> tuple[ShardResult, dict[str, float]]:
+        settings = JudgeSettings(prompt=preset.judge.prompt, min_label_mass=preset.judge.min_label_mass)
+        judges: list[Any] = []
+        verdicts: list[Any] = []
 
-    def process(batch: pa.Table) -> tuple[pa.Table, pa.Table]:
-        if not judges:
-            judges.append(_make_judge(Path(model_dir), preset, settings, TransformersJudge))
-        rows = batch.to_pylist()
-        found = judges[0].judge([(r["messages"][0]["content"], r["messages"][1]["content"]) for r in rows])
-        verdicts.extend(found)
-        keep = pa.array([j.verdict == "accept" for j in found])
-        bad = [
-            {"id": r["id"], "reason": j.verdict, "column": "translation"}
-            for r, j in zip(rows, found, strict=True)
-            if j.verdict != "accept"
-        ]
-        return batch.filter(keep), pa.Table.from_pylist(bad, schema=TRANSLATION_QUARANTINE_SCHEMA)
+        def process(batch: pa.Table) -> tuple[pa.Table, pa.Table]:
+            if not judges:
+                judges.append(_make_judge(Path(task.model_dir), preset, settings, TransformersJudge))
+            rows = batch.to_pylist()
+            found = judges[0].judge(
+                [(r["messages"][0]["content"], r["messages"][1]["content"]) for r in rows]
+            )
+            verdicts.extend(found)
+            bad = [
+                {"id": r["id"], "reason": j.verdict, "column": "translation"}
+                for r, j in zip(rows, found, strict=True)
+                if j.verdict != "accept"
+            ]
+            keep = pa.array([j.verdict == "accept" for j in found])
+            return batch.filter(keep), pa.Table.from_pylist(bad, schema=TRANSLATION_QUARANTINE_SCHEMA)
 
-    with tracking.stage_run(parent_run_id, f"judge_filter-{shard}"):
-        start = time.perf_counter()
         schemas = (records.schema, TRANSLATION_QUARANTINE_SCHEMA)
-        result = process_shard(
-            records,
-            Path(work_dir),
-            process,
-            batch_size=preset.judge.engine.checkpoint_records,
-            schemas=schemas,
-        )
+        size = preset.judge.engine.checkpoint_records
+        result = process_shard(records, work, process, batch_size=size, schemas=schemas)
         extra = {f"verdict.{k}": v for k, v in verdict_counts(verdicts).items()} if verdicts else {}
-        _log_shard("judge", Path(work_dir), result, time.perf_counter() - start, {"shard": shard, **extra})
-    publish(Path(work_dir), Path(out_dir))
-    return result
+        return result, extra
+
+    return _shard_stage(task, "judge_filter", "judge", run)
 
 
 def _make_judge(model_dir: Path, preset: Preset, settings: Any, cpu_judge: Any) -> Any:
