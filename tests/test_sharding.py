@@ -5,7 +5,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
+from hala import prepare
 from hala.prepare import normalise_table, read_records, shard_indices, write_shards
 from hala.sources import SOURCES
 from hala.sources.columnar import stable_hash, stable_shard
@@ -58,3 +60,27 @@ def test_rerun_writes_identical_shards(tmp_path: Path) -> None:
 def test_shard_of_an_id_does_not_depend_on_its_neighbours() -> None:
     ids = pa.array([f"id-{i}" for i in range(100)])
     assert stable_shard(ids, 16)[37] == stable_shard(ids.slice(37, 1), 16)[0]
+
+
+def test_parallel_normalise_matches_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    n = 120_001
+    table = _orca(n)
+    question = table.column("question").to_pylist()
+    question[5], question[100_000] = "", "  "  # one blank in each half
+    ids = table.column("id").to_pylist()
+    ids[n - 1] = ids[7]  # a repeat across the halves
+    table = table.set_column(0, "id", pa.array(ids)).set_column(2, "question", pa.array(question))
+    parallel = normalise_table(SOURCES["openorca"], table)
+    monkeypatch.setattr(prepare, "PARALLEL_MIN_ROWS", n + 1)
+    single = normalise_table(SOURCES["openorca"], table)
+    assert parallel.kept.combine_chunks().equals(single.kept.combine_chunks())
+    assert (
+        parallel.quarantine.to_pylist()
+        == single.quarantine.to_pylist()
+        == [
+            {"id": "openorca:flan.5", "row": 5, "reason": "empty_text", "column": "question"},
+            {"id": "openorca:flan.100000", "row": 100_000, "reason": "empty_text", "column": "question"},
+            {"id": "openorca:flan.7", "row": n - 1, "reason": "duplicate_id", "column": "id"},
+        ]
+    )
+    assert (parallel.kept_hashes == single.kept_hashes).all()

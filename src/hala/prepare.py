@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hala.errors import SourceReadError
-from hala.sources import RECORD_SCHEMA, SourceSpec
+from hala.sources import RECORD_SCHEMA, Normalised, SourceSpec
 from hala.sources.columnar import stable_hash, stable_shard
 from hala.sources.schema import check_columns
 
@@ -59,6 +59,7 @@ class Prepared:
     kept: pa.Table
     quarantine: pa.Table
     read: int
+    kept_hashes: np.ndarray  # stable_hash of each kept id (computed once, reused for sharding)
 
     def quarantined_by_reason(self) -> dict[str, int]:
         """Counts of quarantined rows per reason, sorted by reason."""
@@ -93,13 +94,12 @@ def read_source(
     return dataset.with_format("arrow")[:]
 
 
-def _first_occurrence(ids: pa.Array) -> np.ndarray:
+def _first_occurrence(ids: pa.Array, hashes: np.ndarray) -> np.ndarray:
     """True for the first row of each id, False for later repeats.
 
     Candidates come from a 64-bit hash of each id (one sort); every candidate repeat is then
     confirmed by comparing the ids themselves, so a hash collision never drops a row.
     """
-    hashes = stable_hash(ids)
     _, first_rows = np.unique(hashes, return_index=True)
     keep = np.zeros(len(ids), dtype=bool)
     keep[first_rows] = True
@@ -118,15 +118,46 @@ def _first_occurrence(ids: pa.Array) -> np.ndarray:
     return keep
 
 
+PARALLEL_MIN_ROWS = 100_000
+
+
+def _normalise_in_parts(spec: SourceSpec, table: pa.Table) -> Normalised:
+    """``spec.normalise`` over slices of ``table`` in one thread per core, merged in row order.
+
+    Arrow's kernels release the GIL, so the slices run side by side; the columns stay chunked (no
+    copy) and each slice's quarantine codes are renumbered into one label list.
+    """
+    workers = os.cpu_count() or 1
+    if workers == 1 or table.num_rows < PARALLEL_MIN_ROWS:
+        return spec.normalise(table)
+    step = -(-table.num_rows // workers)
+    slices = [table.slice(start, step) for start in range(0, table.num_rows, step)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(spec.normalise, slices))
+    metas = [p.meta for p in parts]
+    merged = Normalised(
+        ids=pa.chunked_array([p.ids for p in parts]),
+        messages=pa.chunked_array([p.messages for p in parts]),
+        meta=None if any(m is None for m in metas) else pa.chunked_array(metas),
+    )
+    for part, offset in zip(parts, range(0, table.num_rows, step), strict=True):
+        for code, (reason, column) in enumerate(part.labels, start=1):
+            mask = np.zeros(table.num_rows, dtype=bool)
+            mask[offset : offset + len(part.codes)] = part.codes == code
+            merged.flag(mask, reason, column)
+    return merged
+
+
 def normalise_table(spec: SourceSpec, table: pa.Table) -> Prepared:
     """Check the schema, normalise every row and split kept rows from quarantined ones."""
     check_columns(f"{spec.key} ({spec.hub_id})", table, spec.columns)
-    out = spec.normalise(table)
-    out.flag(~_first_occurrence(out.ids), "duplicate_id", "id")
+    out = _normalise_in_parts(spec, table)
+    hashes = stable_hash(out.ids)
+    out.flag(~_first_occurrence(out.ids, hashes), "duplicate_id", "id")
     n = table.num_rows
-    meta = out.meta if out.meta is not None else pa.nulls(n, pa.string())
+    meta = out.meta if out.meta is not None else pa.chunked_array([pa.nulls(n, pa.string())])
     records = pa.Table.from_arrays(
-        [out.ids, pa.repeat(pa.scalar(spec.key, pa.string()), n), out.messages, meta],
+        [out.ids, pa.chunked_array([pa.repeat(pa.scalar(spec.key, pa.string()), n)]), out.messages, meta],
         schema=RECORD_SCHEMA,
     )
     keep = out.codes == 0
@@ -142,12 +173,18 @@ def normalise_table(spec: SourceSpec, table: pa.Table) -> Prepared:
         schema=QUARANTINE_SCHEMA,
     )
     kept = records if bad.size == 0 else records.filter(pa.array(keep))
-    return Prepared(kept=kept, quarantine=quarantine, read=n)
+    return Prepared(kept=kept, quarantine=quarantine, read=n, kept_hashes=hashes[keep])
 
 
-def shard_indices(table: pa.Table, num_shards: int) -> list[np.ndarray]:
-    """Row indices of each shard, by a stable hash of the record id (input order kept within a shard)."""
-    shard_of = stable_shard(table.column("id"), num_shards)
+def shard_indices(table: pa.Table, num_shards: int, hashes: np.ndarray | None = None) -> list[np.ndarray]:
+    """Row indices of each shard, by a stable hash of the record id (input order kept within a shard).
+
+    ``hashes`` are the ids' :func:`stable_hash` values when already known.
+    """
+    if hashes is None:
+        shard_of = stable_shard(table.column("id"), num_shards)
+    else:
+        shard_of = (hashes % np.uint64(num_shards)).astype(np.int64)
     order = np.argsort(shard_of, kind="stable")
     bounds = np.searchsorted(shard_of[order], np.arange(num_shards + 1))
     return [order[bounds[s] : bounds[s + 1]] for s in range(num_shards)]
@@ -175,7 +212,9 @@ def _fingerprint(tables: list[pa.Table]) -> str:
     return digest.hexdigest()
 
 
-def write_shards(table: pa.Table, num_shards: int, out_dir: Path) -> list[pa.Table]:
+def write_shards(
+    table: pa.Table, num_shards: int, out_dir: Path, hashes: np.ndarray | None = None
+) -> list[pa.Table]:
     """Shard ``table`` and write ``out_dir/shards/shard-XXXXX-of-YYYYY.parquet``; returns the shards.
 
     Gathering and Parquet encoding release the GIL, so one thread per core builds and writes
@@ -184,14 +223,21 @@ def write_shards(table: pa.Table, num_shards: int, out_dir: Path) -> list[pa.Tab
     shard_dir = out_dir / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
 
+    batches = table.to_batches()  # take per batch: a take across chunks would concatenate them first
+    bounds = np.cumsum([0] + [b.num_rows for b in batches])
+
     def write(index: int, rows: np.ndarray) -> pa.Table:
-        shard = table.take(pa.array(rows)).combine_chunks()
+        parts = [
+            batch.take(pa.array(rows[(rows >= lo) & (rows < hi)] - lo))
+            for batch, lo, hi in zip(batches, bounds[:-1], bounds[1:], strict=True)
+        ]
+        shard = pa.Table.from_batches(parts, schema=table.schema).combine_chunks()
         # Dictionary encoding only pays off on the low-cardinality column.
         pq.write_table(shard, shard_dir / shard_name(index, num_shards), use_dictionary=["source"])
         return shard
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return list(pool.map(write, range(num_shards), shard_indices(table, num_shards)))
+        return list(pool.map(write, range(num_shards), shard_indices(table, num_shards, hashes)))
 
 
 def prepare_source(
@@ -205,7 +251,7 @@ def prepare_source(
     """Read, validate, normalise and shard one source into ``out_dir``; writes ``counts.json``."""
     table = read_source(spec, location, limit=limit, revision=revision)
     prepared = normalise_table(spec, table)
-    shards = write_shards(prepared.kept, num_shards, out_dir)
+    shards = write_shards(prepared.kept, num_shards, out_dir, prepared.kept_hashes)
     pq.write_table(prepared.quarantine, out_dir / "quarantine.parquet")
     counts = SourceCounts(
         source=spec.key,

@@ -41,9 +41,9 @@ class Normalised:
     the first quarantine reason that applies to the row and the column it concerns.
     """
 
-    ids: pa.Array
-    messages: pa.Array
-    meta: pa.Array | None
+    ids: pa.Array | pa.ChunkedArray
+    messages: pa.Array | pa.ChunkedArray
+    meta: pa.Array | pa.ChunkedArray | None
     codes: np.ndarray = field(init=False)
     labels: list[tuple[str, str]] = field(default_factory=list)
 
