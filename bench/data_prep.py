@@ -133,9 +133,7 @@ def main() -> None:
             found.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
     results = {name: min(found, key=lambda r: r["seconds"]) for name, found in runs.items()}
     col, base = results["columnar"], results["per_row"]
-    print(
-        f"rows: {args.rows:,}  shards: {args.shards}  best of {args.repeats} (peak RSS includes the input table)"
-    )
+    print(f"rows: {args.rows:,}  shards: {args.shards}  best of {args.repeats} (peak RSS includes the input)")
     for name, r in results.items():
         every = ", ".join(f"{x['seconds']:.2f}" for x in runs[name])
         print(
