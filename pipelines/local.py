@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import sys
@@ -45,7 +46,13 @@ def run_local(preset_name: str, workdir: Path, run_name: str = "") -> LocalRun:
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
     pipeline = build_pipeline(preset, preset_file_hash(preset_name))
     start = time.perf_counter()
-    pipeline(run_name=run_name, work_root=str(workdir / "work"))
+    original_print = builtins.print
+    try:
+        pipeline(run_name=run_name, work_root=str(workdir / "work"))
+    finally:
+        # KFP 2.17 indents print() while a task runs by swapping builtins.print; loop iterations
+        # running side by side restore it out of order and leave it indenting. Put it back.
+        builtins.print = original_print
     return LocalRun(
         run_name=run_name,
         pipeline_root=pipeline_root,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import builtins
-import functools
 import json
 import sys
 import tempfile
@@ -26,8 +24,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from hala_pipelines.local import run_local, source_counts, stage_counts
 
     result = run_local(args.preset, Path(args.workdir), args.run_name)
-    # KFP's local runner leaves an indenting wrapper on sys.stdout: write the summary to the real one.
-    print = functools.partial(builtins.print, file=sys.__stdout__)
     print(f"\npipeline '{args.preset}' finished in {result.seconds:.1f} s")
     print(f"{'source':<16}{'read':>8}{'kept':>8}  quarantined")
     for counts in source_counts(result.pipeline_root):
