@@ -62,21 +62,27 @@ def run_local(preset_name: str, workdir: Path, run_name: str = "") -> LocalRun:
     )
 
 
+def _newest_run(pipeline_root: Path) -> Path | None:
+    """The folder of the newest run under a local pipeline root."""
+    runs = sorted((p for p in pipeline_root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    return runs[-1] if runs else None
+
+
 def source_counts(pipeline_root: Path) -> list[dict[str, object]]:
     """The counts.json of every prepared source of the newest run under a local pipeline root."""
-    runs = sorted((p for p in pipeline_root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    if not runs:
+    run = _newest_run(pipeline_root)
+    if run is None:
         return []
-    counts = [json.loads(p.read_text()) for p in runs[-1].glob("prepare-source-op*/prepared/counts.json")]
+    counts = [json.loads(p.read_text()) for p in run.glob("prepare-source-op*/prepared/counts.json")]
     order = list(SOURCES)
     return sorted(counts, key=lambda c: order.index(str(c["source"])))
 
 
 def stage_counts(pipeline_root: Path) -> dict[str, dict[str, Any]]:
     """Counts of the newest run's translation stages, summed over shards, by stage name."""
-    runs = sorted((p for p in pipeline_root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    run = _newest_run(pipeline_root)
     totals: dict[str, dict[str, Any]] = {}
-    for path in sorted(runs[-1].rglob("*.json")) if runs else []:
+    for path in sorted(run.rglob("*.json")) if run else []:
         if path.name not in {"counts.json", "validation.json"} or "prepare-source-op" in str(path):
             continue
         counts = json.loads(path.read_text())

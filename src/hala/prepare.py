@@ -63,7 +63,12 @@ class Prepared:
 
     def quarantined_by_reason(self) -> dict[str, int]:
         """Counts of quarantined rows per reason, sorted by reason."""
-        return dict(sorted(Counter(self.quarantine.column("reason").to_pylist()).items()))
+        return count_reasons(self.quarantine)
+
+
+def count_reasons(quarantine: pa.Table) -> dict[str, int]:
+    """Rows of a quarantine table per ``reason``, sorted by reason."""
+    return dict(sorted(Counter(quarantine.column("reason").to_pylist()).items()))
 
 
 def _is_local(location: str) -> bool:

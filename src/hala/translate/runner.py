@@ -10,7 +10,7 @@ the reason, so its record can be quarantined; empty or non-prose texts pass thro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hala.translate.chunking import (
     PlaceholderError,
@@ -25,6 +25,11 @@ from hala.translate.engines import Engine, GenerationSettings
 from hala.translate.quality import QualityRules, check_output
 
 
+def sampling_retry(first: GenerationSettings) -> GenerationSettings:
+    """The decoding of a retry: the first attempt's limits, sampled, with a repetition penalty."""
+    return replace(first, temperature=0.7, top_p=0.95, repetition_penalty=1.15)
+
+
 @dataclass(frozen=True)
 class TranslateSettings:
     """How a stage translates: the prompt, the chunk budget, decoding, retries and output checks."""
@@ -32,9 +37,7 @@ class TranslateSettings:
     prompt: str
     max_input_tokens: int = 512
     generation: GenerationSettings = field(default_factory=GenerationSettings)
-    retry: GenerationSettings = field(
-        default_factory=lambda: GenerationSettings(temperature=0.7, top_p=0.95, repetition_penalty=1.15)
-    )
+    retry: GenerationSettings = field(default_factory=lambda: sampling_retry(GenerationSettings()))
     max_attempts: int = 2
     rules: QualityRules = field(default_factory=QualityRules)
 

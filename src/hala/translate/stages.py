@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from hala import tracking
 from hala.config import EngineConfig, Preset
-from hala.prepare import read_records, shard_name
+from hala.prepare import count_reasons, read_records, shard_name
 from hala.translate.conversations import (
     TEACHER_SCHEMA,
     TRANSLATED_SCHEMA,
@@ -34,8 +34,8 @@ from hala.translate.conversations import (
 )
 from hala.translate.engines import Engine, GenerationSettings, TransformersEngine, VLLMEngine, VLLMSettings
 from hala.translate.quality import QualityRules
-from hala.translate.resume import OUTPUT, ShardResult, process_shard
-from hala.translate.runner import TranslateSettings, translate_texts
+from hala.translate.resume import OUTPUT, QUARANTINE, ShardResult, process_shard
+from hala.translate.runner import TranslateSettings, sampling_retry, translate_texts
 
 
 def make_engine(model_dir: Path | str, cfg: EngineConfig) -> Engine:
@@ -57,13 +57,7 @@ def translate_settings(
     """The runner settings of a stage: its prompt and engine limits, the preset's output checks."""
     quality = preset.quality
     greedy = GenerationSettings(max_new_tokens=cfg.max_new_tokens, seed=preset.seed)
-    retry = GenerationSettings(
-        max_new_tokens=cfg.max_new_tokens,
-        temperature=0.7,
-        top_p=0.95,
-        repetition_penalty=1.15,
-        seed=preset.seed,
-    )
+    retry = sampling_retry(greedy)
     rules = QualityRules(
         target_script=target_script,
         min_script_ratio=quality.min_script_ratio,
@@ -92,17 +86,10 @@ def shard_records(prepared_dir: Path, shard_index: int, num_shards: int) -> pa.T
     return pq.read_table(prepared_dir / "shards" / shard_name(shard_index, num_shards))
 
 
-def _reasons(out_dir: Path) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for reason in pq.read_table(out_dir / "quarantine.parquet").column("reason").to_pylist():
-        counts[reason] = counts.get(reason, 0) + 1
-    return dict(sorted(counts.items()))
-
-
 def _log_shard(
     prefix: str, out_dir: Path, result: ShardResult, seconds: float, extra: dict[str, Any]
 ) -> None:
-    reasons = _reasons(out_dir)
+    reasons = count_reasons(pq.read_table(out_dir / QUARANTINE))
     metrics = {
         "read": result.read,
         "kept": result.kept,
@@ -216,7 +203,7 @@ def corpus_translate(task: ShardTask, source: str) -> dict[str, int]:
 def publish(work_dir: Path, out_dir: Path) -> None:
     """Copy a finished shard from its durable work folder into the stage's output artifact."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in (OUTPUT, "quarantine.parquet", "counts.json"):
+    for name in (OUTPUT, QUARANTINE, "counts.json"):
         shutil.copyfile(work_dir / name, out_dir / name)
 
 
