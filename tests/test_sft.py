@@ -1,0 +1,231 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hala.config import NodePool, TrainingConfig
+from hala.errors import HalaError
+from hala.training.data import check_examples
+from hala.training.launch import needs_launcher, torchrun_command, trainjob_manifest
+from hala.training.sft import SFTJob, gradient_accumulation, last_checkpoint, sft_config
+
+TRAINING = {
+    "learning_rate": 1e-3,
+    "epochs": 1,
+    "max_steps": 8,
+    "effective_batch_size": 8,
+    "per_device_batch_size": 8,
+    "max_length": 256,
+    "warmup_ratio": 0.1,
+    "lr_scheduler": "cosine",
+    "packing": True,
+    "bf16": False,
+    "save_steps": 4,
+    "logging_steps": 2,
+    "deepspeed": "none",
+}
+
+
+def _conversation(i: int) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": "You are a careful translator."},
+        {"role": "user", "content": f"Translate from English to Arabic: good morning number {i}"},
+        {"role": "assistant", "content": f"صباح الخير رقم {i}"},
+    ]
+
+
+@pytest.fixture
+def train_file(tmp_path: Path) -> Path:
+    path = tmp_path / "data" / "train.parquet"
+    path.parent.mkdir()
+    pq.write_table(pa.table({"messages": [_conversation(i) for i in range(80)]}), path)
+    return path
+
+
+def _job(tiny_models: dict[str, Path], train_file: Path, tmp_path: Path, **training: object) -> SFTJob:
+    return SFTJob(
+        model_dir=str(tiny_models["student"]),
+        train_files=[str(train_file)],
+        output_dir=str(tmp_path / "out"),
+        checkpoint_dir=str(tmp_path / "ck"),
+        training={**TRAINING, **training},
+        seed=0,
+    )
+
+
+def _trainer(job: SFTJob) -> object:
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(job.model_dir)
+    data = Dataset(pa.table({"messages": [_conversation(i) for i in range(4)]}))
+    return SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(job.model_dir),
+        args=sft_config(job, 1),
+        train_dataset=data,
+        processing_class=tokenizer,
+    )
+
+
+@pytest.mark.parametrize("packing", [False, True])
+def test_loss_only_on_assistant_tokens(
+    tiny_models: dict[str, Path], train_file: Path, tmp_path: Path, packing: bool
+) -> None:
+    trainer = _trainer(_job(tiny_models, train_file, tmp_path, packing=packing))
+    batch = next(iter(trainer.get_train_dataloader()))  # type: ignore[attr-defined]
+    tokenizer = trainer.processing_class  # type: ignore[attr-defined]
+    ids, labels = batch["input_ids"], batch["labels"]
+    trained = " ".join(tokenizer.decode(i[lab != -100]) for i, lab in zip(ids, labels, strict=True))
+    ignored = " ".join(
+        tokenizer.decode(i[(lab == -100) & (i != tokenizer.pad_token_id)])
+        for i, lab in zip(ids, labels, strict=True)
+    )
+    for i in range(4):
+        assert f"صباح الخير رقم {i}" in trained
+        assert f"good morning number {i}" in ignored
+    assert "good morning" not in trained
+    assert "careful translator" not in trained
+    assert "<|im_end|>" in trained  # the model learns to stop
+    if packing:  # padding-free: several examples share one row, boundaries passed as position ids
+        assert "position_ids" in batch
+        assert int((batch["position_ids"][0] == 0).sum()) == 4
+
+
+def test_effective_batch_needs_whole_accumulation() -> None:
+    cfg = TrainingConfig.model_validate({**TRAINING, "effective_batch_size": 128, "per_device_batch_size": 8})
+    assert gradient_accumulation(cfg, 8) == 2
+    assert gradient_accumulation(cfg, 1) == 16
+    with pytest.raises(HalaError, match="not a multiple of per_device_batch_size 8 x 3"):
+        gradient_accumulation(cfg, 3)
+
+
+def test_examples_are_checked_and_counted(tiny_models: dict[str, Path]) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["student"])
+    long_prompt = [{"role": "user", "content": "word " * 400}, {"role": "assistant", "content": "ok"}]
+    long_answer = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "كلمة " * 400}]
+    rows = [
+        _conversation(1),
+        None,
+        [{"role": "user", "content": "only a question"}],
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}],
+        [{"role": "narrator", "content": "q"}, {"role": "assistant", "content": "a"}],
+        long_prompt,
+        long_answer,
+    ]
+    kept, counts = check_examples(rows, tokenizer, max_length=128)
+    assert counts.rejected == {
+        "no_messages": 1,
+        "no_assistant_turn": 1,
+        "empty_turn": 1,
+        "unknown_role": 1,
+        "prompt_exceeds_max_length": 1,
+    }
+    assert counts.read == len(rows) == counts.kept + sum(counts.rejected.values())
+    assert kept == [_conversation(1), long_answer]
+    assert counts.truncated == 1
+
+
+def test_launch_plans() -> None:
+    cfg = dict(TRAINING)
+    assert not needs_launcher(SFTJob("m", [], "o", "c", cfg, 0))
+    assert needs_launcher(SFTJob("m", [], "o", "c", {**cfg, "deepspeed": "zero3"}, 0))
+    assert needs_launcher(SFTJob("m", [], "o", "c", {**cfg, "gpus": 8}, 0))
+    cmd = torchrun_command(Path("/w/job.json"), 8)
+    assert cmd[1:] == [
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        "--nproc_per_node=8",
+        "--standalone",
+        "-m",
+        "hala.training.launch",
+        "/w/job.json",
+    ]
+
+
+def test_trainjob_manifest_for_multi_node() -> None:
+    pool = NodePool(
+        node_selector={"hala.ai/pool": "h100"},
+        toleration_key="nvidia.com/gpu",
+        accelerator_type="nvidia.com/gpu",
+        accelerators=8,
+        cpu="64",
+        memory="512Gi",
+    )
+    m = trainjob_manifest(
+        "hala-sft-9b-abc",
+        "kubeflow",
+        "img@sha256:x",
+        "/hala-work/r/job.json",
+        4,
+        pool,
+        "hala-work",
+        "/hala-work",
+    )
+    assert (m["apiVersion"], m["kind"]) == ("trainer.kubeflow.org/v1alpha1", "TrainJob")
+    trainer = m["spec"]["trainer"]
+    assert trainer["numNodes"] == 4 and trainer["numProcPerNode"] == 8
+    assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == 8
+    assert trainer["command"][-1] == "/hala-work/r/job.json"
+    override = m["spec"]["podSpecOverrides"][0]
+    assert override["nodeSelector"] == {"hala.ai/pool": "h100"}
+    assert override["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert {"name": "work", "persistentVolumeClaim": {"claimName": "hala-work"}} in override["volumes"]
+
+
+def _start(job: SFTJob, job_file: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    job_file.write_text(job.to_json())
+    return subprocess.Popen(
+        [sys.executable, "-m", "hala.training.launch", str(job_file)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.slow
+def test_stopped_training_resumes_from_its_last_checkpoint(
+    tiny_models: dict[str, Path], train_file: Path, tmp_path: Path
+) -> None:
+    """Kill a run after its first checkpoint; the restart continues there and matches an unbroken run."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    job = _job(tiny_models, train_file, tmp_path, max_steps=12, save_steps=4)
+    proc = _start(job, tmp_path / "job.json", env)
+    deadline = time.monotonic() + 240
+    while last_checkpoint(job.checkpoint_dir) is None:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        assert time.monotonic() < deadline, "no checkpoint written"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = last_checkpoint(job.checkpoint_dir)
+    assert first is not None and not (tmp_path / "out" / "model.safetensors").exists()
+
+    proc = _start(job, tmp_path / "job.json", env)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    result = json.loads((tmp_path / "job.result.json").read_text())
+    assert result["resumed_from"] == first
+    assert result["global_step"] == 12
+
+    unbroken = _job(tiny_models, train_file, tmp_path / "unbroken", max_steps=12, save_steps=4)
+    (tmp_path / "unbroken").mkdir()
+    proc = _start(unbroken, tmp_path / "unbroken" / "job.json", env)
+    assert proc.wait(timeout=300) == 0
+    from safetensors.torch import load_file
+
+    resumed = load_file(tmp_path / "out" / "model.safetensors")
+    straight = load_file(tmp_path / "unbroken" / "out" / "model.safetensors")
+    for name, tensor in straight.items():
+        assert (resumed[name] - tensor).abs().max() < 1e-5, name
