@@ -1,0 +1,143 @@
+"""Report tables, chart, gate verdicts on model versions, and the benchmark texts of the overlap check."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import ROOT
+from hala import registry, tracking
+from hala.config import load_preset
+from hala.evaluation import stages
+from hala.evaluation.report import benchmark_table, translation_table, write_outputs
+
+BENCH = ["alghafa", "arabic_mmlu"]
+
+
+def _scores(base: float, finetuned: float, merged: float) -> dict[str, dict[str, float]]:
+    return {
+        "base": {"alghafa": base, "arabic_mmlu": base, "average": base},
+        "finetuned": {"alghafa": finetuned, "arabic_mmlu": finetuned, "average": finetuned},
+        "merged": {"alghafa": merged, "arabic_mmlu": merged + 1, "average": merged + 0.5},
+    }
+
+
+def test_benchmark_table_has_every_benchmark_the_average_and_deltas(tmp_path: Path) -> None:
+    table = benchmark_table(_scores(40.0, 45.0, 47.0), BENCH)
+    assert [row[0] for row in table.rows] == ["alghafa", "arabic_mmlu", "average"]
+    assert table.rows[1] == ["arabic_mmlu", 40.0, 45.0, 48.0, 8.0]
+    paths = write_outputs(table, tmp_path, "Table 1", chart=True)
+    assert "| arabic_mmlu | 40.00 | 45.00 | 48.00 | 8.00 |" in paths["markdown"].read_text()
+    rows = list(csv.reader(paths["csv"].open()))
+    assert rows[0] == ["benchmark", "base", "fine-tune", "merged", "Δ merged-base"] and len(rows) == 4
+    assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_translation_table_reports_both_rouge_l_figures() -> None:
+    result = {"n": 3, "bleu": 10.0, "chrf": 30.0, "rouge_l": 0.0, "rouge_l_arabic": 25.0}
+    table = translation_table({"translator": result, "teacher": {**result, "chrf": 50.0}})
+    assert table.header[-2:] == ["ROUGE-L", "ROUGE-L (Arabic-aware)"]
+    assert [row[0] for row in table.rows] == ["translator", "teacher"]
+
+
+@pytest.fixture
+def tracked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """A parent run tagged with a KFP run id, and a registered model version."""
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    preset = load_preset("tiny")
+    parent = tracking.start_pipeline_run(preset.tracking.experiment, "t", {}, "kfp-1")
+    client = MlflowClient(tracking.tracking_uri(), registry_uri=tracking.tracking_uri())
+    for name in ("hala-tiny", "hala-translator-tiny"):
+        client.create_registered_model(name)
+        client.create_model_version(name, source=str(tmp_path), run_id=parent)
+    return preset.to_json(), parent
+
+
+def _score_dirs(tmp_path: Path, scores: dict[str, dict[str, float]]) -> dict[str, str]:
+    dirs = {}
+    for variant, row in scores.items():
+        folder = tmp_path / variant
+        folder.mkdir(parents=True)
+        (folder / "scores.json").write_text(json.dumps({"scores": {k: v / 100 for k, v in row.items()}}))
+        dirs[variant] = str(folder)
+    return dirs
+
+
+def _contamination(tmp_path: Path, fraction: float) -> str:
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "contamination.json").write_text(json.dumps({"alghafa": {"fraction": fraction}}))
+    return str(tmp_path / "c")
+
+
+def test_report_records_the_gate_verdict_on_the_model_version(
+    tmp_path: Path, tracked: tuple[str, str]
+) -> None:
+    preset_json, _ = tracked
+    preset = json.loads(preset_json)
+    preset["eval"]["benchmarks"] = BENCH
+    preset_json = json.dumps(preset)
+    passing = stages.benchmark_report(
+        preset_json,
+        "kfp-1",
+        "tiny",
+        _score_dirs(tmp_path / "a", _scores(40, 45, 47)),
+        _contamination(tmp_path / "a", 0.0),
+        "1",
+        str(tmp_path / "out-a"),
+    )
+    client = MlflowClient(tracking.tracking_uri(), registry_uri=tracking.tracking_uri())
+    version = client.get_model_version("hala-tiny", "1")
+    assert passing["verdict"] == "pass" and version.tags[registry.TAG_GATE_VERDICT] == "pass"
+    assert version.tags["eval.average"] == "47.50"
+    assert "Gate verdict on hala-tiny version 1: pass" in passing["markdown"]
+
+    failing = stages.benchmark_report(
+        preset_json,
+        "kfp-1",
+        "tiny",
+        _score_dirs(tmp_path / "b", _scores(40, 45, 35)),
+        _contamination(tmp_path / "b", 0.5),
+        "1",
+        str(tmp_path / "out-b"),
+    )
+    reasons = json.loads(client.get_model_version("hala-tiny", "1").tags[registry.TAG_GATE_REASONS])
+    assert failing["verdict"] == "fail" and reasons == failing["reasons"]
+    assert any("alghafa" in r and "35.00" in r for r in reasons)  # the task drop, both values named
+    assert any("contamination alghafa" in r for r in reasons)
+
+
+def test_translation_report_gates_the_translator_on_chrf(tmp_path: Path, tracked: tuple[str, str]) -> None:
+    preset_json, _ = tracked
+    preset = json.loads(preset_json)
+    preset["eval"]["gates"]["min_translator_chrf"] = 30.0
+    dirs = {}
+    for system, chrf in (
+        ("translator_base", 10.0),
+        ("translator", 25.0),
+        ("teacher", 60.0),
+        ("teacher_fp8", 59.5),
+    ):
+        folder = tmp_path / system
+        folder.mkdir()
+        result = {"n": 16, "bleu": 1.0, "chrf": chrf, "rouge_l": 0.0, "rouge_l_arabic": 5.0}
+        (folder / "result.json").write_text(json.dumps(result))
+        dirs[system] = str(folder)
+    done = stages.translation_report(json.dumps(preset), "kfp-1", dirs, "1", str(tmp_path / "out"))
+    assert done["verdict"] == "fail" and "25.00 < minimum 30.00" in done["reasons"][0]
+    uri = tracking.tracking_uri()
+    version = MlflowClient(uri, registry_uri=uri).get_model_version("hala-translator-tiny", "1")
+    assert version.tags[registry.TAG_GATE_VERDICT] == "fail" and version.tags["translation.chrf"] == "25.00"
+    assert [row[0] for row in done["table"].rows] == list(dirs)
+
+
+def test_benchmark_texts_read_every_fixture_item() -> None:
+    texts = stages.benchmark_texts(["arabic_exams", "aratrust"], str(ROOT / "fixtures" / "eval"))
+    assert set(texts) == {"arabic_exams", "aratrust"}
+    assert all(len(items) > 0 and all(t.strip() for t in items) for items in texts.values())
+    assert any(any("\u0600" <= ch <= "\u06ff" for ch in t) for t in texts["aratrust"])

@@ -1,0 +1,174 @@
+"""The translator benchmark on the MMLU/MMMLU fixtures: sampling, alignment, scoring with fake systems."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from conftest import FIXTURES
+from hala.config import load_preset
+from hala.evaluation.translation import (
+    TranslationEvalError,
+    align,
+    evaluate_system,
+    items_from_records,
+    runner_translate_fn,
+    sample_questions,
+)
+from hala.metrics import metrics_main
+from hala.prepare import normalise_table, read_source
+from hala.sources import get_source
+from hala.translate.engines import Generation, GenerationSettings, Message
+from hala.translate.runner import TranslateSettings
+
+
+def _records(key: str) -> pa.Table:
+    spec = get_source(key)
+    return normalise_table(spec, read_source(spec, str(FIXTURES / key))).kept
+
+
+@pytest.fixture(scope="module")
+def mmlu() -> pa.Table:
+    return _records("mmlu")
+
+
+@pytest.fixture(scope="module")
+def mmmlu() -> pa.Table:
+    return _records("mmmlu")
+
+
+def test_sample_is_deterministic_sorted_and_independent_of_record_order(mmlu: pa.Table) -> None:
+    first = sample_questions(mmlu, 10, seed=42)
+    assert first == sample_questions(mmlu, 10, seed=42)
+    assert [i.index for i in first] == sorted({i.index for i in first})  # no repeats, index order
+    assert [i.index for i in sample_questions(mmlu, 10, seed=7)] != [i.index for i in first]
+    rows = mmlu.to_pylist()
+    random.Random(0).shuffle(rows)  # shards come in hash order: the sample must not depend on it
+    assert sample_questions(rows, 10, seed=42) == first
+
+
+def test_sample_is_uniform(mmlu: pa.Table) -> None:
+    items = items_from_records(mmlu)
+    rows = mmlu.to_pylist()
+    draws = 3000
+    counts = Counter(i.index for seed in range(draws) for i in sample_questions(rows, 5, seed))
+    expected = draws * 5 / len(items)  # 500; sd ~ 20
+    assert set(counts) == {i.index for i in items}
+    assert all(abs(c - expected) < 100 for c in counts.values()), counts
+
+
+def test_sample_larger_than_available_names_both_numbers(mmlu: pa.Table) -> None:
+    with pytest.raises(TranslationEvalError, match="asked for 31 questions but only 30 MMLU items"):
+        sample_questions(mmlu, 31, seed=42)
+    with pytest.raises(TranslationEvalError, match="at least 1"):
+        sample_questions(mmlu, 0, seed=42)
+    assert len(sample_questions(mmlu, 30, seed=1)) == 30
+
+
+def test_align_pairs_the_same_index_and_formats_both_sides_alike(mmlu: pa.Table, mmmlu: pa.Table) -> None:
+    samples = sample_questions(mmlu, 12, seed=42)
+    alignment = align(samples, mmmlu)
+    assert alignment.counts() == {"sampled": 12, "aligned": 12, "unaligned": {}}
+    assert alignment.indices == [s.index for s in samples]
+    ar_by_index = {i.index: i for i in items_from_records(mmmlu)}
+    for (en, ar), sample in zip(alignment.pairs, samples, strict=True):
+        expected_ar = ar_by_index[sample.index]
+        assert en.split("\n")[-4:] == [c.strip() for c in sample.choices]
+        assert ar.split("\n")[-4:] == [c.strip() for c in expected_ar.choices]
+        assert en.startswith(sample.question.strip()) and ar.startswith(expected_ar.question.strip())
+
+
+def test_align_counts_items_without_a_counterpart(mmlu: pa.Table, mmmlu: pa.Table) -> None:
+    samples = sample_questions(mmlu, 30, seed=3)
+    rows = mmmlu.to_pylist()
+    dropped = {json.loads(r["meta"])["index"] for r in rows[:4]}
+    kept = rows[4:]
+    moved = json.loads(kept[0]["meta"])
+    kept[0] = {**kept[0], "meta": json.dumps({**moved, "subject": "virology"})}
+    alignment = align(samples, kept)
+    assert alignment.counts() == {
+        "sampled": 30,
+        "aligned": 25,
+        "unaligned": {"no_arabic_item": 4, "subject_mismatch": 1},
+    }
+    assert set(alignment.unaligned["no_arabic_item"]) == dropped
+    assert alignment.unaligned["subject_mismatch"] == [moved["index"]]
+    with pytest.raises(TranslationEvalError, match=r"none of the 30 sampled .*no_arabic_item': 30"):
+        align(samples, [])
+
+
+def test_reference_as_translation_scores_100_and_files_reproduce_the_numbers(
+    mmlu: pa.Table, mmmlu: pa.Table, tmp_path: Path
+) -> None:
+    alignment = align(sample_questions(mmlu, 16, seed=42), mmmlu)
+    reference = dict(alignment.pairs)
+    result = evaluate_system("oracle", lambda texts: [reference[t] for t in texts], alignment.pairs, tmp_path)
+    assert result["n"] == 16 and result["failed"] == 0
+    assert result["bleu"] == pytest.approx(100.0)
+    assert result["chrf"] == pytest.approx(100.0)
+    assert result["rouge_l_arabic"] == pytest.approx(100.0)
+    assert result["rouge_l"] < 100.0  # the report-compatible figure sees only digits and Latin words
+    folder = Path(result["dir"])
+    assert len((folder / "hyps.txt").read_text(encoding="utf-8").splitlines()) == 16
+    from_files = metrics_main(folder / "hyps.txt", folder / "refs.txt")
+    assert from_files == pytest.approx({k: result[k] for k in from_files})
+    assert json.loads((folder / "metrics.json").read_text())["bleu"] == pytest.approx(result["bleu"])
+
+
+def test_bad_translators_score_low_and_failures_are_counted(
+    mmlu: pa.Table, mmmlu: pa.Table, tmp_path: Path
+) -> None:
+    alignment = align(sample_questions(mmlu, 16, seed=42), mmmlu)
+    untranslated = evaluate_system(
+        "copy-source", lambda texts: texts, alignment.pairs, tmp_path, alignment.indices
+    )
+    assert (
+        untranslated["bleu"] < 20.0 and untranslated["chrf"] < 30.0 and untranslated["rouge_l_arabic"] < 20.0
+    )
+    reference = dict(alignment.pairs)
+
+    def half_failed(texts: list[str]) -> list[str | None]:
+        return [reference[t] if i % 2 else None for i, t in enumerate(texts)]
+
+    partial = evaluate_system("half/failed", half_failed, alignment.pairs, tmp_path)
+    assert partial["failed"] == 8
+    assert 0.0 < partial["chrf"] < 100.0
+    assert Path(partial["dir"]).name == "half_failed"
+    items = [json.loads(line) for line in (Path(partial["dir"]) / "items.jsonl").read_text().splitlines()]
+    assert [item["hypothesis"] is None for item in items] == [i % 2 == 0 for i in range(16)]
+    with pytest.raises(TranslationEvalError, match="returned 15 outputs for 16 texts"):
+        evaluate_system("short", lambda texts: texts[1:], alignment.pairs, tmp_path)
+
+
+class _ArabicEcho:
+    """An engine that answers every segment with one Arabic word and records the prompts."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def chat(self, conversations: Sequence[list[Message]], settings: GenerationSettings) -> list[Generation]:
+        self.prompts += [c[-1]["content"] for c in conversations]
+        return [Generation("ترجمة", "stop", 1, 1) for _ in conversations]
+
+
+def test_runner_translate_fn_uses_the_presets_prompt(mmlu: pa.Table, mmmlu: pa.Table, tmp_path: Path) -> None:
+    prompt = load_preset("paper").translator.prompt_en_ar
+    assert prompt == "Translate from English to Arabic: {x}"
+    alignment = align(sample_questions(mmlu, 4, seed=42), mmmlu)
+    engine = _ArabicEcho()
+    result = evaluate_system(
+        "echo", runner_translate_fn(engine, TranslateSettings(prompt=prompt)), alignment.pairs, tmp_path
+    )
+    assert result["failed"] == 0
+    assert engine.prompts and all(p.startswith("Translate from English to Arabic: ") for p in engine.prompts)
+    first_question = alignment.pairs[0][0].split("\n")[0]
+    assert any(p.startswith(f"Translate from English to Arabic: {first_question}") for p in engine.prompts)
