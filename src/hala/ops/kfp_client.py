@@ -1,0 +1,299 @@
+"""Submit, schedule and list pipeline runs on a Kubeflow Pipelines server.
+
+The requests are computed by small pure functions (:func:`plan_submit`, :func:`validate_cron`); a thin
+layer hands them to ``kfp.Client`` (any object with its methods, so tests pass a recording fake).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hala.errors import HalaError
+
+if TYPE_CHECKING:  # the CLI imports this module on every `hala` call: keep it light
+    from hala.config import Preset
+
+TOKEN_ENV = "KF_PIPELINES_TOKEN"  # bearer token (e.g. `kubectl create token ...`); --existing-token wins
+HOST_ENV = "KF_PIPELINES_ENDPOINT"  # kfp.Client's own variable for the API endpoint
+UI_HOST_ENV = "KF_PIPELINES_UI_ENDPOINT"  # kfp.Client's own variable for the UI, when it differs
+
+KfpClient = Any  # kfp.Client, or a test double with the same methods
+
+
+class KfpError(HalaError):
+    """A request to the Kubeflow Pipelines server cannot be made or was refused."""
+
+
+class CronError(HalaError, ValueError):
+    """A schedule is not a 6-field KFP cron expression."""
+
+
+@dataclass(frozen=True)
+class SubmitPlan:
+    """Everything a submission sends, computed before any server is contacted."""
+
+    pipeline_name: str
+    version_name: str
+    description: str
+    experiment: str
+    run_name: str
+    params: dict[str, str]
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What the server created: the pipeline version and the run (or recurring run)."""
+
+    pipeline_id: str
+    version_id: str
+    experiment_id: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One line of ``hala runs``."""
+
+    run_id: str
+    name: str
+    state: str
+    created: str
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach the server: ``host=None`` inside the cluster (kfp.Client uses the service account)."""
+
+    host: str | None = None
+    namespace: str | None = None
+    token: str | None = field(default=None, repr=False)
+
+
+def pipeline_name(preset_name: str) -> str:
+    """The KFP pipeline a preset is uploaded as (the name the compiled YAML carries)."""
+    return f"hala-{preset_name}"
+
+
+def _stamp(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+
+
+def plan_submit(
+    preset: Preset,
+    *,
+    experiment: str | None = None,
+    run_name: str | None = None,
+    version_name: str | None = None,
+    namespace: str | None = None,
+    now: datetime | None = None,
+    extra_params: dict[str, str] | None = None,
+) -> SubmitPlan:
+    """The submission of ``preset``: names default to the preset, its fingerprint and the UTC time.
+
+    The KFP run name is also passed as the pipeline's ``run_name`` parameter, so the parent MLflow
+    run carries the same name as the run in the Kubeflow UI.
+    """
+    now = now or datetime.now(UTC)
+    name = pipeline_name(preset.name)
+    run = run_name or f"{name}-{_stamp(now)}"
+    return SubmitPlan(
+        pipeline_name=name,
+        version_name=version_name or f"{name}-{preset.fingerprint()[:12]}-{_stamp(now)}",
+        description=f"HALA preset '{preset.name}' (fingerprint {preset.fingerprint()[:12]})",
+        experiment=experiment or preset.tracking.experiment,
+        run_name=run,
+        params={"run_name": run, **(extra_params or {})},
+        namespace=namespace,
+    )
+
+
+_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+_CRON_FIELDS = (  # name, low, high, names allowed in place of numbers
+    ("second", 0, 59, ()),
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day-of-month", 1, 31, ()),
+    ("month", 1, 12, ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")),
+    ("day-of-week", 0, 6, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")),
+)
+CRON_FORMAT = (
+    "KFP cron has 6 fields: second minute hour day-of-month month day-of-week "
+    "(for example '0 0 2 * * *' is 02:00 every day, '0 30 1 * * SUN' 01:30 every Sunday), "
+    "or a descriptor such as @daily or '@every 6h'"
+)
+
+
+def _check_value(text: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    if text.upper() in names:
+        return True
+    return text.isdigit() and low <= int(text) <= high
+
+
+def _check_part(part: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    base, _, step = part.partition("/")
+    if step and not (step.isdigit() and int(step) > 0):
+        return False
+    if base == "*":
+        return True
+    lo, dash, hi = base.partition("-")
+    if dash:
+        return _check_value(lo, low, high, names) and _check_value(hi, low, high, names)
+    return _check_value(base, low, high, names)
+
+
+def validate_cron(expression: str) -> str:
+    """The expression, spaces normalised, when KFP accepts it; else :class:`CronError` giving the format."""
+    expr = " ".join(expression.split())
+    if expr in _DESCRIPTORS or re.fullmatch(r"@every (\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+", expr):
+        return expr
+    fields = expr.split(" ") if expr else []
+    if len(fields) != len(_CRON_FIELDS):
+        raise CronError(f"cron expression {expression!r} has {len(fields)} field(s); {CRON_FORMAT}")
+    for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        wildcard = text == "?" and name in ("day-of-month", "day-of-week")
+        if not wildcard and not all(_check_part(p, low, high, names) for p in text.split(",")):
+            raise CronError(
+                f"cron expression {expression!r}: field {name} {text!r} is not valid "
+                f"(values {low}-{high}, '*', ranges a-b, lists a,b and steps /n); {CRON_FORMAT}"
+            )
+    return expr
+
+
+def kfp_run_link(host: str, run_id: str) -> str:
+    """The Kubeflow UI page of a run: ``<host>/#/runs/details/<run_id>``."""
+    return f"{host.rstrip('/')}/#/runs/details/{run_id}"
+
+
+def connect(conn: Connection) -> KfpClient:
+    """A ``kfp.Client`` for ``conn`` (the token falls back to ``$KF_PIPELINES_TOKEN``)."""
+    try:
+        import kfp
+    except ImportError:  # pragma: no cover - the pipeline extra is installed wherever hala submits
+        raise KfpError("the kfp package is missing: pip install 'hala[pipeline]'") from None
+    token = conn.token or os.environ.get(TOKEN_ENV) or None
+    try:
+        with warnings.catch_warnings():  # kfp warns on every construction that it needs a KFP 2 server
+            warnings.simplefilter("ignore", FutureWarning)
+            return kfp.Client(host=conn.host, existing_token=token)
+    except Exception as exc:  # kfp raises bare exceptions (connection errors, timeouts) here
+        where = conn.host or os.environ.get(HOST_ENV) or "the in-cluster service ml-pipeline.kubeflow"
+        raise KfpError(
+            f"cannot reach Kubeflow Pipelines at {where}: {exc}; check --host (the API endpoint, e.g. "
+            f"http://localhost:8080 after `kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80`) "
+            f"and the token (--existing-token or ${TOKEN_ENV})"
+        ) from exc
+
+
+@contextmanager
+def compiled_package(compile_to: Callable[[Path], Path]) -> Iterator[Path]:
+    """A temporary pipeline YAML written by ``compile_to(path)``, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="hala-submit-") as tmp:
+        yield compile_to(Path(tmp) / "pipeline.yaml")
+
+
+def compile_preset_package(preset: str) -> Callable[[Path], Path]:
+    """A compile step for :func:`compiled_package` that compiles ``preset`` as ``hala compile`` does."""
+
+    def run(path: Path) -> Path:
+        from hala_pipelines.compile import compile_preset
+
+        return compile_preset(preset, path)
+
+    return run
+
+
+def upload(client: KfpClient, package: Path, plan: SubmitPlan) -> tuple[str, str]:
+    """Upload ``package`` as pipeline ``plan.pipeline_name``, or as a new version when it exists already.
+
+    Returns the pipeline id and the id of the version just uploaded. A new pipeline's first version
+    is the one KFP creates with it (named like the pipeline).
+    """
+    pipeline_id = client.get_pipeline_id(plan.pipeline_name)
+    if pipeline_id is None:
+        pipeline = client.upload_pipeline(
+            str(package),
+            pipeline_name=plan.pipeline_name,
+            description=plan.description,
+            namespace=plan.namespace,
+        )
+        versions = client.list_pipeline_versions(pipeline.pipeline_id, page_size=1, sort_by="created_at desc")
+        if not versions.pipeline_versions:
+            raise KfpError(f"pipeline {plan.pipeline_name} was uploaded but the server lists no version")
+        return str(pipeline.pipeline_id), str(versions.pipeline_versions[0].pipeline_version_id)
+    version = client.upload_pipeline_version(
+        str(package),
+        pipeline_version_name=plan.version_name,
+        pipeline_id=pipeline_id,
+        description=plan.description,
+    )
+    return str(pipeline_id), str(version.pipeline_version_id)
+
+
+def _experiment_id(client: KfpClient, plan: SubmitPlan) -> str:
+    return str(client.create_experiment(plan.experiment, namespace=plan.namespace).experiment_id)
+
+
+def submit(client: KfpClient, package: Path, plan: SubmitPlan) -> Submitted:
+    """Upload the package and start one run of the uploaded version in ``plan.experiment``."""
+    pipeline_id, version_id = upload(client, package, plan)
+    experiment_id = _experiment_id(client, plan)
+    run = client.run_pipeline(
+        experiment_id=experiment_id,
+        job_name=plan.run_name,
+        params=plan.params,
+        pipeline_id=pipeline_id,
+        version_id=version_id,
+    )
+    return Submitted(pipeline_id, version_id, experiment_id, str(run.run_id))
+
+
+def schedule(
+    client: KfpClient, package: Path, plan: SubmitPlan, cron: str, *, max_concurrency: int, catchup: bool
+) -> Submitted:
+    """Upload the package and create a recurring run of that version on ``cron`` (validated first)."""
+    expression = validate_cron(cron)
+    if max_concurrency < 1:
+        raise KfpError(f"--max-concurrency must be at least 1, got {max_concurrency}")
+    pipeline_id, version_id = upload(client, package, plan)
+    experiment_id = _experiment_id(client, plan)
+    recurring = client.create_recurring_run(
+        experiment_id=experiment_id,
+        job_name=plan.run_name,
+        description=plan.description,
+        cron_expression=expression,
+        max_concurrency=max_concurrency,
+        no_catchup=not catchup,
+        params=plan.params,
+        pipeline_id=pipeline_id,
+        version_id=version_id,
+    )
+    return Submitted(pipeline_id, version_id, experiment_id, str(recurring.recurring_run_id))
+
+
+def recent_runs(client: KfpClient, limit: int, namespace: str | None = None) -> list[RunRow]:
+    """The newest ``limit`` runs, newest first."""
+    if limit < 1:
+        raise KfpError(f"--limit must be at least 1, got {limit}")
+    response = client.list_runs(page_size=limit, sort_by="created_at desc", namespace=namespace)
+    rows = []
+    for run in response.runs or []:
+        created = run.created_at.isoformat() if isinstance(run.created_at, datetime) else str(run.created_at)
+        rows.append(RunRow(str(run.run_id), str(run.display_name), str(run.state), created))
+    return rows
+
+
+def format_runs(rows: list[RunRow]) -> str:
+    """``hala runs`` output: one run per line under a header."""
+    lines = [f"{'RUN ID':<38}{'STATE':<12}{'CREATED':<27}NAME"]
+    lines += [f"{r.run_id:<38}{r.state:<12}{r.created:<27}{r.name}" for r in rows]
+    return "\n".join(lines)

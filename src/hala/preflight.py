@@ -1,0 +1,235 @@
+"""Preflight: the pipeline's first stage checks what later stages need, before any GPU is requested.
+
+Four checks, all run, every failure collected into one :class:`PreflightError` whose message names each
+missing thing and how to fix it (which Secret, which manifest, which command):
+
+1. the MLflow tracking server answers (``GET <uri>/health`` for http(s) URIs, then an authenticated API
+   call, so bad credentials and a refused Host header show up here; a sqlite or file store must open);
+2. the model registry is writable: a throwaway registered model ``hala-preflight-<random>`` is created,
+   tagged and deleted (a basic-auth user may create models and owns the ones it creates);
+3. the required environment variables (the Secrets a task reads) are set and not empty; values are
+   never printed;
+4. every output folder can be created and written (a file is written and removed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import tempfile
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+from hala.errors import HalaError
+
+# How to provide each variable on the cluster (manifests/secrets/*.yaml hold the templates).
+ENV_FIXES: dict[str, str] = {
+    "HF_TOKEN": "Secret hala-hf-token, key token (manifests/secrets/hala-hf-token.yaml): "
+    "kubectl -n hala create secret generic hala-hf-token --from-literal=token=...",
+    "MLFLOW_TRACKING_URI": "Secret hala-mlflow, key tracking_uri (manifests/secrets/hala-mlflow.yaml)",
+    "MLFLOW_TRACKING_USERNAME": "Secret hala-mlflow, key username (manifests/secrets/hala-mlflow.yaml)",
+    "MLFLOW_TRACKING_PASSWORD": "Secret hala-mlflow, key password (manifests/secrets/hala-mlflow.yaml)",
+    "AWS_ACCESS_KEY_ID": "Secret hala-object-store, key access_key_id "
+    "(manifests/secrets/hala-object-store.yaml)",
+    "AWS_SECRET_ACCESS_KEY": "Secret hala-object-store, key secret_access_key "
+    "(manifests/secrets/hala-object-store.yaml)",
+    "MLFLOW_S3_ENDPOINT_URL": "s3_endpoint_url of the overlay's params (manifests/overlays/*/params.yaml)",
+}
+SERVER_FIX = (
+    "check the tracking_uri key of the hala-mlflow Secret and that the server is up: "
+    "kubectl -n hala rollout status deploy/hala-mlflow (manifests/base/mlflow/); locally, leave "
+    "MLFLOW_TRACKING_URI unset to use sqlite"
+)
+
+
+class PreflightError(HalaError):
+    """One or more preflight checks failed; the message lists each with its fix."""
+
+
+class CheckFailed(Exception):
+    """A single check failed: what is wrong and how to fix it."""
+
+    def __init__(self, what: str, fix: str) -> None:
+        super().__init__(f"{what}; fix: {fix}")
+
+
+def required_env_for(
+    reads_hub: bool, artifact_uri: str | None = None, tracking_auth: bool = False
+) -> list[str]:
+    """The variables a run needs: ``HF_TOKEN`` to read the hub, bucket credentials for direct s3 artifacts.
+
+    With the cluster's tracking server (``--serve-artifacts``) artifacts go through the server, so
+    pipeline pods need no bucket credentials; ``tracking_auth`` adds the basic-auth user.
+    """
+    names = ["HF_TOKEN"] if reads_hub else []
+    if tracking_auth:
+        names += ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"]
+    if artifact_uri and artifact_uri.startswith("s3://"):
+        names += ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+    return names
+
+
+def check_env(names: Sequence[str], fixes: Mapping[str, str] = ENV_FIXES) -> str:
+    """Fail when any of ``names`` is unset or empty, naming each variable and where it comes from."""
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        hints = "; ".join(f"{n} <- {fixes.get(n, 'set it in the task environment')}" for n in missing)
+        raise CheckFailed(f"environment variable(s) {missing} unset or empty", hints)
+    return f"environment: {list(names)} set"
+
+
+def check_output_dir(path: str | Path) -> str:
+    """Create ``path`` if needed and write and remove a file in it."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".hala-preflight-"):
+            pass
+    except OSError as error:
+        raise CheckFailed(
+            f"output folder {folder} is not writable ({type(error).__name__}: {error.strerror or error})",
+            f"make it writable by uid {os.getuid()} or mount a volume there; on the cluster it is the "
+            "hala-work claim (manifests/base/pvc.yaml): kubectl -n hala get pvc hala-work",
+        ) from error
+    return f"output folder {folder} writable"
+
+
+@contextlib.contextmanager
+def _quick_http(timeout_s: float) -> Iterator[None]:
+    """Make MLflow's client fail fast (no retries with back-off) unless the user set these already."""
+    settings = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(max(timeout_s, 1))),
+    }
+    added = {k: v for k, v in settings.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def _is_http(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def check_health(tracking_uri: str, timeout_s: float) -> str:
+    """``GET <uri>/health`` must answer 200 (the endpoint needs neither credentials nor an allowed Host)."""
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise CheckFailed(
+            f"MLflow tracking server {tracking_uri} does not answer ({reason})", SERVER_FIX
+        ) from error
+    if status != 200:
+        raise CheckFailed(f"MLflow tracking server {url} answered HTTP {status}", SERVER_FIX)
+    return f"tracking server {tracking_uri} healthy"
+
+
+def _http_status(error: Exception) -> int | None:
+    """The HTTP status in an MLflow client error ("... failed with error code 401 != 200 ...")."""
+    match = re.search(r"error code (\d{3})\b", str(error))
+    return int(match.group(1)) if match else None
+
+
+def _api_fix(error: Exception) -> str:
+    status = _http_status(error)
+    if status == 401:
+        return (
+            "the server refused the credentials: set MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD "
+            "from the hala-mlflow Secret (keys username, password) to a user created on the server "
+            "(docs/cluster.md)"
+        )
+    if status == 403:
+        return (
+            "the server refused the request (Host header not in --allowed-hosts, or the user lacks "
+            "permission): see --allowed-hosts in manifests/base/mlflow/deployment.yaml and the user's "
+            "permissions"
+        )
+    return SERVER_FIX
+
+
+def check_tracking(tracking_uri: str, timeout_s: float) -> str:
+    """The tracking store answers an (authenticated) API call; sqlite/file stores must open."""
+    from mlflow.tracking import MlflowClient
+
+    passed = [check_health(tracking_uri, timeout_s)] if _is_http(tracking_uri) else []
+    try:
+        with _quick_http(timeout_s):
+            MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
+    except Exception as error:
+        fix = _api_fix(error) if _is_http(tracking_uri) else "check the store path exists and is writable"
+        raise CheckFailed(f"MLflow tracking store {tracking_uri} fails: {_first_line(error)}", fix) from error
+    return "; ".join([*passed, f"tracking store {tracking_uri} opens"])
+
+
+def check_registry_writable(tracking_uri: str, timeout_s: float) -> str:
+    """Create, tag and delete a throwaway registered model ``hala-preflight-<random>``."""
+    from mlflow.tracking import MlflowClient
+
+    name = f"hala-preflight-{uuid.uuid4().hex[:12]}"
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        with _quick_http(timeout_s):
+            client.create_registered_model(name, description="hala preflight probe; safe to delete")
+            try:
+                client.set_registered_model_tag(name, "hala.preflight", "probe")
+            finally:
+                client.delete_registered_model(name)
+    except Exception as error:
+        fix = _api_fix(error) if _is_http(tracking_uri) else "check the store file is writable"
+        raise CheckFailed(
+            f"model registry at {tracking_uri} is not writable: {_first_line(error)}", fix
+        ) from error
+    return f"model registry at {tracking_uri} writable (created and deleted {name})"
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:300]
+
+
+def preflight(
+    tracking_uri: str,
+    required_env: Sequence[str],
+    output_dirs: Sequence[str | Path],
+    check_registry: bool = True,
+    timeout_s: float = 30,
+) -> list[str]:
+    """Run every check and return what passed; raise one :class:`PreflightError` listing every failure.
+
+    The registry check is skipped when the tracking server itself failed (it would fail the same way).
+    """
+    checks: list[Callable[[], str]] = [functools.partial(check_env, required_env)]
+    checks += [functools.partial(check_output_dir, path) for path in output_dirs]
+    passed: list[str] = []
+    failures: list[str] = []
+    for check in checks:
+        _run(check, passed, failures)
+    tracking_ok = _run(functools.partial(check_tracking, tracking_uri, timeout_s), passed, failures)
+    if check_registry and tracking_ok:
+        _run(functools.partial(check_registry_writable, tracking_uri, timeout_s), passed, failures)
+    if failures:
+        lines = "\n".join(f"  - {failure}" for failure in failures)
+        raise PreflightError(f"preflight failed ({len(failures)} problem(s)):\n{lines}")
+    return passed
+
+
+def _run(check: Callable[[], str], passed: list[str], failures: list[str]) -> bool:
+    try:
+        passed.append(check())
+    except CheckFailed as failure:
+        failures.append(str(failure))
+        return False
+    return True

@@ -1,0 +1,206 @@
+"""Preflight against a sqlite store and a real `mlflow server` (basic-auth, sqlite) on loopback."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from hala.errors import HalaError
+from hala.preflight import PreflightError, preflight, required_env_for
+
+ADMIN, ADMIN_PASSWORD = "admin", "preflight-admin-pw"  # a throwaway server's bootstrap admin
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def leftover_probes(uri: str) -> list[str]:
+    return [m.name for m in MlflowClient(uri, uri).search_registered_models() if "preflight" in m.name]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A basic-auth tracking server that admits only the Host ``localhost:<port>``."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    (root / "auth.ini").write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{root}/auth.db\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "auth_cache_ttl_seconds = 600\n"  # hash each password once, not on every request
+    )
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MLFLOW_AUTH_CONFIG_PATH": str(root / "auth.ini"),
+        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no background job consumers
+    }
+    command = [
+        *(sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth"),
+        *("--backend-store-uri", f"sqlite:///{root}/mlflow.db", "--artifacts-destination", str(root / "art")),
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+        *("--allowed-hosts", f"localhost:{port}"),
+    ]
+    log = (root / "server.log").open("w")
+    # Its own process group, so teardown ends the server and every worker it started.
+    process = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 240  # two shared cores: a cold start took up to a minute here
+        while True:
+            assert process.poll() is None, (root / "server.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "mlflow server did not start"
+            time.sleep(0.5)
+        uri = f"http://localhost:{port}"
+        # Warm up: the first authenticated request (workers importing, auth tables) can take long here.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
+            patch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+            patch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "180")
+            MlflowClient(uri).search_experiments(max_results=1)
+        yield uri
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        with contextlib.suppress(ProcessLookupError):  # a worker that outlived the server
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def sqlite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One sqlite store for the module: creating its tables takes seconds."""
+    return f"sqlite:///{tmp_path_factory.mktemp('sqlite-store')}/mlflow.db"
+
+
+@pytest.fixture
+def as_admin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+
+
+def test_sqlite_store_passes_every_check_and_leaves_no_probe(
+    sqlite_uri: str, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    uri = sqlite_uri
+    out = tmp_path / "work" / "new"
+    passed = preflight(uri, ["HF_TOKEN"], [out])
+    assert out.is_dir() and list(out.iterdir()) == []
+    assert any("registry" in p and "writable" in p for p in passed)
+    assert any("opens" in p for p in passed) and len(passed) == 4
+    assert leftover_probes(uri) == []
+
+
+def test_real_server_with_credentials_passes(server: str, as_admin: None, tmp_path: Path) -> None:
+    passed = preflight(server, ["MLFLOW_TRACKING_USERNAME"], [tmp_path], timeout_s=60)
+    assert any("healthy" in p for p in passed)
+    assert any("registry" in p and "writable" in p for p in passed)
+    assert leftover_probes(server) == []
+
+
+def test_a_plain_user_created_as_in_the_runbook_passes(server: str, monkeypatch, tmp_path: Path) -> None:
+    """docs/cluster.md creates the pipeline's user with this API call; that user may write the registry."""
+    token = base64.b64encode(f"{ADMIN}:{ADMIN_PASSWORD}".encode()).decode()
+    request = urllib.request.Request(
+        f"{server}/api/2.0/mlflow/users/create",
+        data=json.dumps({"username": "hala-pipeline", "password": "pipeline-pw-12345"}).encode(),
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        assert response.status == 200
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "hala-pipeline")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pipeline-pw-12345")
+    passed = preflight(server, [], [tmp_path], timeout_s=60)
+    assert any("registry" in p and "writable" in p for p in passed)
+
+
+def test_real_server_refuses_bad_credentials(server: str, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-password-123")
+    with pytest.raises(PreflightError) as caught:
+        preflight(server, [], [tmp_path], timeout_s=60)
+    message = str(caught.value)
+    assert "refused the credentials" in message and "hala-mlflow" in message
+    assert "wrong-password-123" not in message
+
+
+def test_real_server_refuses_a_host_not_in_allowed_hosts(server: str, as_admin: None, tmp_path: Path) -> None:
+    other_name = server.replace("localhost", "127.0.0.1")  # same server, a Host it does not admit
+    with pytest.raises(PreflightError) as caught:
+        preflight(other_name, [], [tmp_path], check_registry=False, timeout_s=60)
+    assert "--allowed-hosts" in str(caught.value)
+
+
+def test_no_server_on_the_port_names_the_uri_and_the_secret(tmp_path: Path) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(PreflightError) as caught:
+        preflight(uri, [], [tmp_path], timeout_s=5)
+    message = str(caught.value)
+    assert f"{uri} does not answer" in message
+    assert "hala-mlflow" in message and "rollout status" in message
+    assert "1 problem(s)" in message, "the registry check is skipped when the server is down"
+    assert time.monotonic() - started < 30
+
+
+def test_missing_env_and_unwritable_dir_are_all_reported(
+    sqlite_uri: str, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "do-not-print-me")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    required = required_env_for(reads_hub=True, artifact_uri="s3://bucket/path")
+    with pytest.raises(HalaError) as caught:
+        preflight(sqlite_uri, required, [blocker / "out", tmp_path / "ok"])
+    message = str(caught.value)
+    assert "2 problem(s)" in message
+    assert "'HF_TOKEN', 'AWS_ACCESS_KEY_ID'" in message and "AWS_SECRET_ACCESS_KEY'" not in message
+    assert "kubectl -n hala create secret generic hala-hf-token" in message
+    assert "hala-object-store" in message
+    assert f"{blocker / 'out'} is not writable" in message and "hala-work" in message
+    assert "do-not-print-me" not in message
+
+
+def test_required_env_follows_the_hub_and_the_artifact_store() -> None:
+    assert required_env_for(reads_hub=False) == []
+    assert required_env_for(reads_hub=True, artifact_uri="mlflow-artifacts:/x") == ["HF_TOKEN"]
+    assert required_env_for(reads_hub=False, artifact_uri="s3://b", tracking_auth=True) == [
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ]

@@ -1,0 +1,402 @@
+"""hala submit / schedule / runs: requests computed without a server, sent through kfp.Client.
+
+Two doubles: a fake client that records calls (checked against kfp.Client's real signatures), and
+the real kfp.Client with only its HTTP transport replaced, so kfp builds the actual requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import kfp
+import kfp_server_api
+import pytest
+import yaml
+
+from hala.config import load_preset
+from hala.errors import HalaError
+from hala.ops import kfp_client as ops
+from hala.ops.cli import register
+
+NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hala")
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+class FakeKfp:
+    """Records each call; fails when an argument does not fit kfp.Client's signature of that method."""
+
+    def __init__(self, existing_pipeline: str | None = None) -> None:
+        self.existing = existing_pipeline
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.packages: list[str] = []
+
+    def _record(self, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        bound = inspect.signature(getattr(kfp.Client, method)).bind(None, *args, **kwargs)
+        arguments = dict(bound.arguments)
+        arguments.pop("self")
+        self.calls.append((method, arguments))
+        return arguments
+
+    def get_pipeline_id(self, *args: Any, **kwargs: Any) -> str | None:
+        self._record("get_pipeline_id", *args, **kwargs)
+        return self.existing
+
+    def upload_pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        arguments = self._record("upload_pipeline", *args, **kwargs)
+        self.packages.append(Path(arguments["pipeline_package_path"]).read_text())
+        return SimpleNamespace(pipeline_id="pipe-new")
+
+    def list_pipeline_versions(self, *args: Any, **kwargs: Any) -> Any:
+        self._record("list_pipeline_versions", *args, **kwargs)
+        return SimpleNamespace(pipeline_versions=[SimpleNamespace(pipeline_version_id="ver-first")])
+
+    def upload_pipeline_version(self, *args: Any, **kwargs: Any) -> Any:
+        arguments = self._record("upload_pipeline_version", *args, **kwargs)
+        self.packages.append(Path(arguments["pipeline_package_path"]).read_text())
+        return SimpleNamespace(pipeline_version_id="ver-2", pipeline_id=arguments["pipeline_id"])
+
+    def create_experiment(self, *args: Any, **kwargs: Any) -> Any:
+        self._record("create_experiment", *args, **kwargs)
+        return SimpleNamespace(experiment_id="exp-1")
+
+    def run_pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        self._record("run_pipeline", *args, **kwargs)
+        return SimpleNamespace(run_id="run-1")
+
+    def create_recurring_run(self, *args: Any, **kwargs: Any) -> Any:
+        self._record("create_recurring_run", *args, **kwargs)
+        return SimpleNamespace(recurring_run_id="rec-1")
+
+    def list_runs(self, *args: Any, **kwargs: Any) -> Any:
+        self._record("list_runs", *args, **kwargs)
+        run = SimpleNamespace(run_id="r-9", display_name="hala-nano-x", state="SUCCEEDED", created_at=NOW)
+        return SimpleNamespace(runs=[run])
+
+
+@pytest.fixture(scope="module")
+def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from hala_pipelines.compile import compile_preset
+
+    return compile_preset("tiny", tmp_path_factory.mktemp("pkg") / "tiny.yaml")
+
+
+def test_plan_names_follow_the_preset() -> None:
+    preset = load_preset("tiny")
+    plan = ops.plan_submit(preset, now=NOW)
+    assert plan.pipeline_name == "hala-tiny"
+    assert plan.version_name == f"hala-tiny-{preset.fingerprint()[:12]}-20260304-050607"
+    assert plan.experiment == "hala-tiny"  # the preset's tracking.experiment
+    assert plan.run_name == "hala-tiny-20260304-050607"
+    assert plan.params == {"run_name": "hala-tiny-20260304-050607"}  # MLflow parent run gets the same name
+    named = ops.plan_submit(preset, experiment="ops", run_name="try-1", version_name="v7", now=NOW)
+    assert (named.experiment, named.run_name, named.version_name) == ("ops", "try-1", "v7")
+    assert named.params == {"run_name": "try-1"}
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["0 0 2 * * *", "0 30 1 * * SUN", "0 */15 * * * ?", "0 0 0 1,15 JAN-JUN MON-FRI", "@daily", "@every 6h"],
+)
+def test_valid_cron_expressions(expr: str) -> None:
+    assert ops.validate_cron(f"  {expr} ") == expr
+
+
+@pytest.mark.parametrize(
+    ("expr", "says"),
+    [
+        ("0 2 * * *", "has 5 field(s)"),  # the usual 5-field crontab: KFP wants seconds first
+        ("0 60 2 * * *", "field minute '60'"),
+        ("0 0 24 * * *", "field hour '24'"),
+        ("0 0 0 0 * *", "field day-of-month '0'"),
+        ("0 0 0 * 13 *", "field month '13'"),
+        ("0 0 0 * * 7", "field day-of-week '7'"),
+        ("0 0 0 ? * *x", "field day-of-week"),
+        ("0 0 */0 * * *", "field hour"),
+        ("", "has 0 field(s)"),
+        ("@every day", "has 2 field(s)"),
+    ],
+)
+def test_invalid_cron_says_the_format(expr: str, says: str) -> None:
+    with pytest.raises(ops.CronError) as err:
+        ops.validate_cron(expr)
+    assert says in str(err.value)
+    assert "second minute hour day-of-month month day-of-week" in str(err.value)
+
+
+def test_run_link() -> None:
+    assert ops.kfp_run_link("https://kf.example.com/pipeline/", "abc") == (
+        "https://kf.example.com/pipeline/#/runs/details/abc"
+    )
+
+
+def test_submit_new_pipeline(tiny_package: Path) -> None:
+    plan = ops.plan_submit(load_preset("tiny"), namespace="team-a", now=NOW)
+    fake = FakeKfp(existing_pipeline=None)
+    done = ops.submit(fake, tiny_package, plan)
+    assert done == ops.Submitted("pipe-new", "ver-first", "exp-1", "run-1")
+    assert [name for name, _ in fake.calls] == [
+        "get_pipeline_id",
+        "upload_pipeline",
+        "list_pipeline_versions",
+        "create_experiment",
+        "run_pipeline",
+    ]
+    calls = dict(fake.calls)
+    assert calls["get_pipeline_id"] == {"name": "hala-tiny"}
+    assert calls["upload_pipeline"] == {
+        "pipeline_package_path": str(tiny_package),
+        "pipeline_name": "hala-tiny",
+        "description": plan.description,
+        "namespace": "team-a",
+    }
+    assert calls["list_pipeline_versions"] == {
+        "pipeline_id": "pipe-new",
+        "page_size": 1,
+        "sort_by": "created_at desc",
+    }
+    assert calls["create_experiment"] == {"name": "hala-tiny", "namespace": "team-a"}
+    assert calls["run_pipeline"] == {
+        "experiment_id": "exp-1",
+        "job_name": "hala-tiny-20260304-050607",
+        "params": {"run_name": "hala-tiny-20260304-050607"},
+        "pipeline_id": "pipe-new",
+        "version_id": "ver-first",
+    }
+
+
+def test_submit_existing_pipeline_uploads_a_version(tiny_package: Path) -> None:
+    plan = ops.plan_submit(load_preset("tiny"), version_name="v-2", run_name="r", now=NOW)
+    fake = FakeKfp(existing_pipeline="pipe-7")
+    done = ops.submit(fake, tiny_package, plan)
+    assert done == ops.Submitted("pipe-7", "ver-2", "exp-1", "run-1")
+    assert [name for name, _ in fake.calls] == [
+        "get_pipeline_id",
+        "upload_pipeline_version",
+        "create_experiment",
+        "run_pipeline",
+    ]
+    assert dict(fake.calls)["upload_pipeline_version"] == {
+        "pipeline_package_path": str(tiny_package),
+        "pipeline_version_name": "v-2",
+        "pipeline_id": "pipe-7",
+        "description": plan.description,
+    }
+    assert dict(fake.calls)["run_pipeline"]["version_id"] == "ver-2"
+
+
+def test_schedule_creates_a_recurring_run(tiny_package: Path) -> None:
+    plan = ops.plan_submit(load_preset("tiny"), run_name="nightly", now=NOW)
+    fake = FakeKfp(existing_pipeline="pipe-7")
+    done = ops.schedule(fake, tiny_package, plan, "0 0 2 * * *", max_concurrency=1, catchup=False)
+    assert done.run_id == "rec-1"
+    assert dict(fake.calls)["create_recurring_run"] == {
+        "experiment_id": "exp-1",
+        "job_name": "nightly",
+        "description": plan.description,
+        "cron_expression": "0 0 2 * * *",
+        "max_concurrency": 1,
+        "no_catchup": True,
+        "params": {"run_name": "nightly"},
+        "pipeline_id": "pipe-7",
+        "version_id": "ver-2",
+    }
+
+
+def test_schedule_refuses_a_bad_cron_before_uploading(tiny_package: Path) -> None:
+    fake = FakeKfp()
+    with pytest.raises(ops.CronError):
+        ops.schedule(
+            fake,
+            tiny_package,
+            ops.plan_submit(load_preset("tiny")),
+            "0 2 * * *",
+            max_concurrency=1,
+            catchup=False,
+        )
+    assert fake.calls == []
+
+
+def test_cli_submit_compiles_the_preset_and_prints_the_link(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeKfp(existing_pipeline=None)
+    seen: list[ops.Connection] = []
+    monkeypatch.setattr(ops, "connect", lambda conn: seen.append(conn) or fake)
+    monkeypatch.delenv(ops.UI_HOST_ENV, raising=False)
+    args = _parser().parse_args(
+        [
+            "submit",
+            "--preset",
+            "tiny",
+            "--host",
+            "http://kfp.example:8080",
+            "--existing-token",
+            "t0k",
+            "--run-name",
+            "r1",
+        ]
+    )
+    assert args.func(args) == 0
+    assert seen == [ops.Connection(host="http://kfp.example:8080", namespace=None, token="t0k")]
+    spec = next(yaml.safe_load_all(fake.packages[0]))
+    assert spec["pipelineInfo"]["name"] == "hala-tiny"
+    assert (
+        spec["root"]["inputDefinitions"]["parameters"]["preset_json"]["defaultValue"]
+        == load_preset("tiny").to_json()
+    )
+    out = capsys.readouterr().out
+    assert "http://kfp.example:8080/#/runs/details/run-1" in out
+    assert "t0k" not in out
+
+
+def test_cli_schedule_and_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeKfp(existing_pipeline="pipe-7")
+    monkeypatch.setattr(ops, "connect", lambda conn: fake)
+    args = _parser().parse_args(
+        ["schedule", "--preset", "tiny", "--cron", "0 0 3 * * MON", "--max-concurrency", "2", "--catchup"]
+    )
+    assert args.func(args) == 0
+    rec = dict(fake.calls)["create_recurring_run"]
+    assert (rec["cron_expression"], rec["max_concurrency"], rec["no_catchup"]) == ("0 0 3 * * MON", 2, False)
+    assert _parser().parse_args(["schedule", "--preset", "tiny", "--cron", "@daily"]).catchup is False
+
+    args = _parser().parse_args(["runs", "--limit", "5", "--namespace", "team-a"])
+    assert args.func(args) == 0
+    assert fake.calls[-1] == (
+        "list_runs",
+        {"page_size": 5, "sort_by": "created_at desc", "namespace": "team-a"},
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].split() == ["RUN", "ID", "STATE", "CREATED", "NAME"]
+    assert lines[-1].split() == ["r-9", "SUCCEEDED", NOW.isoformat(), "hala-nano-x"]
+
+
+def test_cli_schedule_bad_cron_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ops, "connect", lambda conn: pytest.fail("must not connect"))
+    args = _parser().parse_args(["schedule", "--preset", "tiny", "--cron", "0 2 * * *"])
+    with pytest.raises(HalaError, match="6 fields"):
+        args.func(args)
+
+
+# --- the real kfp.Client, its HTTP transport replaced ------------------------------------------------------
+
+
+class _Response:
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.status, self.reason, self.data = 200, "OK", json.dumps(payload).encode()
+
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        return "application/json" if name.lower() == "content-type" else default
+
+    def getheaders(self) -> dict[str, str]:
+        return {"content-type": "application/json"}
+
+
+class Server:
+    """Answers kfp's requests like a KFP v2beta1 API server with one pipeline and no experiment."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+
+    def __call__(self, method: str, url: str, **kw: Any) -> _Response:
+        path = url.removeprefix("http://kfp.test")
+        self.requests.append({"method": method, "path": path, **kw})
+        answers = {
+            ("GET", "/apis/v2beta1/healthz"): {"multi_user": False},
+            ("GET", "/apis/v2beta1/pipelines"): {
+                "pipelines": [{"pipeline_id": "p-1", "display_name": "hala-tiny"}]
+            },
+            ("POST", "/apis/v2beta1/pipelines/upload_version"): {
+                "pipeline_id": "p-1",
+                "pipeline_version_id": "v-9",
+            },
+            ("GET", "/apis/v2beta1/experiments"): {},
+            ("POST", "/apis/v2beta1/experiments"): {"experiment_id": "e-1", "display_name": "hala-tiny"},
+            ("POST", "/apis/v2beta1/runs"): {"run_id": "r-1", "display_name": "x"},
+        }
+        return _Response(answers[(method, path)])
+
+
+def test_real_kfp_client_builds_these_requests(
+    tiny_package: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    server = Server()
+    monkeypatch.setattr(
+        kfp_server_api.ApiClient, "request", lambda _api, method, url, **kw: server(method, url, **kw)
+    )
+    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "context.json"))
+    monkeypatch.setenv(ops.TOKEN_ENV, "s3cret")
+    client = ops.connect(ops.Connection(host="http://kfp.test"))
+    plan = ops.plan_submit(load_preset("tiny"), version_name="v-9", run_name="r", namespace="team-a", now=NOW)
+    assert ops.submit(client, tiny_package, plan) == ops.Submitted("p-1", "v-9", "e-1", "r-1")
+
+    by_route = {(r["method"], r["path"]): r for r in server.requests}
+    assert list(by_route) == [
+        ("GET", "/apis/v2beta1/healthz"),
+        ("GET", "/apis/v2beta1/pipelines"),
+        ("POST", "/apis/v2beta1/pipelines/upload_version"),
+        ("GET", "/apis/v2beta1/experiments"),
+        ("POST", "/apis/v2beta1/experiments"),
+        ("POST", "/apis/v2beta1/runs"),
+    ]
+    assert all(r["headers"].get("authorization") == "Bearer s3cret" for r in server.requests)
+
+    lookup = json.loads(dict(by_route[("GET", "/apis/v2beta1/pipelines")]["query_params"])["filter"])
+    assert lookup["predicates"][0] == {
+        "operation": 1,  # EQUALS in the v2beta1 filter proto
+        "key": "display_name",
+        "stringValue": "hala-tiny",
+    }
+
+    upload = by_route[("POST", "/apis/v2beta1/pipelines/upload_version")]
+    assert dict(upload["query_params"]) == {
+        "name": "v-9",
+        "pipelineid": "p-1",
+        "description": plan.description,
+    }
+    (field, (filename, content, _mime)), *_ = upload["post_params"]
+    assert (field, filename) == ("uploadfile", tiny_package.name)
+    assert content == tiny_package.read_bytes()
+
+    find = dict(by_route[("GET", "/apis/v2beta1/experiments")]["query_params"])
+    assert find["namespace"] == "team-a"
+    assert json.loads(find["filter"])["predicates"][0]["stringValue"] == "hala-tiny"
+    assert by_route[("POST", "/apis/v2beta1/experiments")]["body"] == {
+        "display_name": "hala-tiny",
+        "namespace": "team-a",
+    }
+    run = by_route[("POST", "/apis/v2beta1/runs")]["body"]
+    assert run == {
+        "experiment_id": "e-1",
+        "display_name": "r",
+        "pipeline_version_reference": {"pipeline_id": "p-1", "pipeline_version_id": "v-9"},
+        "runtime_config": {"parameters": {"run_name": "r"}},
+    }
+
+
+@pytest.mark.parametrize("command", ["submit", "schedule", "runs", "promote", "models", "rerun"])
+def test_every_ops_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        _parser().parse_args([command, "--help"])
+    assert done.value.code == 0
+    assert f"usage: hala {command}" in capsys.readouterr().out
+
+
+def test_registering_the_ops_commands_stays_light() -> None:
+    """`hala --help` must not pay for importing mlflow or kfp (seconds) because ops commands exist."""
+    code = "import sys, hala.ops.cli; print(sorted(m for m in ('mlflow', 'kfp') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
