@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 COMPILED := pipelines/compiled
 
-.PHONY: demo test lint compile bench clean
+.PHONY: demo test lint compile bench clean check-images lock-images
 
 $(STAMP): pyproject.toml requirements/local.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml requirements/local.txt
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -r requirements/local.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	# LightEval fetches a file and NLTK data when its task registry loads: provide them offline.
+	$(BIN)/python scripts/lighteval_offline.py
 	touch $(STAMP)
 
 demo: $(STAMP)  ## run the whole pipeline locally on the tiny preset
@@ -23,11 +25,18 @@ test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src components pipelines tests bench
-	$(BIN)/ruff format --check src components pipelines tests bench
+	$(BIN)/ruff check src components pipelines tests bench scripts
+	$(BIN)/ruff format --check src components pipelines tests bench scripts
 
 compile: $(STAMP)  ## recompile the committed cluster pipelines
 	for p in nano small paper; do $(BIN)/hala compile --preset $$p --output $(COMPILED)/$$p.yaml; done
+
+check-images: $(STAMP)  ## resolve every stage image's lock against the package index (dry run; network)
+	$(BIN)/python scripts/check_images.py
+
+lock-images: $(STAMP)  ## regenerate images/*/requirements.txt (then run check-images)
+	$(BIN)/python -m pip install --quiet uv==0.13.9
+	UV=$(BIN)/uv images/lock.sh
 
 bench: $(STAMP)
 	$(BIN)/python bench/data_prep.py

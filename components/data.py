@@ -11,11 +11,23 @@ DATA_IMAGE = image("data")
 
 
 @dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
-def start_run_op(preset_json: str, run_name: str, preset_file_hash: str, kfp_run_id: str) -> str:
-    """Open the parent MLflow run of this pipeline run, tagged with the KFP run id; outputs its id."""
+def preflight_op(preset_json: str, work_root: str) -> str:
+    """Check the tracking server, the registry, the secrets and the work volume before any GPU work."""
     from hala import stages
 
-    return stages.start(preset_json, run_name, preset_file_hash, kfp_run_id)
+    return "\n".join(stages.preflight(preset_json, work_root))
+
+
+@dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
+def start_run_op(
+    preset_json: str, run_name: str, preset_file_hash: str, kfp_run_id: str, images_json: str, kfp_ui: str
+) -> str:
+    """Open the parent MLflow run of this pipeline run, tagged with the KFP run id; outputs its id."""
+    import json
+
+    from hala import stages
+
+    return stages.start(preset_json, run_name, preset_file_hash, kfp_run_id, json.loads(images_json), kfp_ui)
 
 
 @dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)

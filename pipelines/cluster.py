@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from kfp import dsl, kubernetes
 
-from hala.config import ClusterConfig, EngineConfig, NodePool
+from hala.config import ClusterConfig, EngineConfig, NodePool, TrainingConfig
+from hala_components.images import RUN_AS_USER
 
 
 def place(task: dsl.PipelineTask, pool: NodePool, accelerators: int | None = None) -> dsl.PipelineTask:
@@ -15,6 +16,9 @@ def place(task: dsl.PipelineTask, pool: NodePool, accelerators: int | None = Non
 
     ``accelerators`` overrides the pool's count (a stage's tensor-parallel size, say).
     """
+    # Pod Security "restricted" (the namespace enforces it): the images' non-root user. KFP's
+    # compiler adds no privilege escalation, all capabilities dropped and seccomp RuntimeDefault.
+    kubernetes.set_security_context(task, run_as_user=RUN_AS_USER, run_as_non_root=True)
     for key, value in pool.node_selector.items():
         kubernetes.add_node_selector(task, label_key=key, label_value=value)
     if pool.toleration_key:
@@ -35,6 +39,17 @@ def on_gpu_pool(task: dsl.PipelineTask, cluster: ClusterConfig, engine: EngineCo
         return place(task, cluster.data_pool, accelerators=0)
     kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory")
     return place(task, cluster.translation_pool, accelerators=engine.tensor_parallel_size)
+
+
+def on_training_pool(task: dsl.PipelineTask, cluster: ClusterConfig, cfg: TrainingConfig) -> dsl.PipelineTask:
+    """Place an SFT task: the training pool with ``cfg.gpus`` GPUs and shared memory, or CPU when 0.
+
+    NCCL and the data loader workers need a /dev/shm larger than the container default.
+    """
+    if not cfg.gpus:
+        return place(task, cluster.data_pool, accelerators=0)
+    kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory")
+    return place(task, cluster.training_pool, accelerators=cfg.gpus)
 
 
 def with_work_volume(task: dsl.PipelineTask, cluster: ClusterConfig) -> dsl.PipelineTask:

@@ -96,3 +96,12 @@ def stage_counts(pipeline_root: Path) -> dict[str, dict[str, Any]]:
             elif isinstance(value, int | float) and key not in {"shard", "seconds"}:
                 total[key] = total.get(key, 0) + value
     return totals
+
+
+def report_tables(pipeline_root: Path) -> list[str]:
+    """The newest run's report tables (Table 1 per student size, then Table 2) as markdown."""
+    run = _newest_run(pipeline_root)
+    if run is None:
+        return []
+    tables = sorted(run.glob("benchmark-report-op*/table")) + sorted(run.glob("translation-report-op*/table"))
+    return [t.read_text(encoding="utf-8") for t in tables]

@@ -10,7 +10,20 @@ import pytest
 from conftest import FIXTURES
 from hala.cli import main
 
-SUBCOMMANDS = [["compile"], ["run"], ["data"], ["data", "check"], ["tiny-models"]]
+SUBCOMMANDS = [
+    ["compile"],
+    ["run"],
+    ["data"],
+    ["data", "check"],
+    ["tiny-models"],
+    ["submit"],
+    ["schedule"],
+    ["runs"],
+    ["promote"],
+    ["models"],
+    ["rerun"],
+    ["metrics"],
+]
 
 
 @pytest.mark.parametrize("words", [[], *SUBCOMMANDS])

@@ -41,13 +41,16 @@ def test_both_documents_parse_strictly(preset: str) -> None:
         "exec-teacher-translate-op",
         "exec-judge-filter-op",
         "exec-corpus-translate-op",
+        "exec-translation-eval-op",
+        "exec-evaluate-op",
     }
     for name, struct in executors.items():
         config = json_format.ParseDict(
             json_format.MessageToDict(struct), k8s_pb2.KubernetesExecutorConfig(), ignore_unknown_fields=False
         )
-        gpu = name.rstrip("-0123456789") in gpu_ops
-        pool = "a100" if gpu else "cpu"
+        training = name.rstrip("-0123456789") == "exec-sft-op"
+        gpu = name.rstrip("-0123456789") in gpu_ops or training
+        pool = "h100" if training else "a100" if gpu else "cpu"
         assert config.node_selector.labels == {"hala.ai/pool": pool}, name
         assert {s.secret_name for s in config.secret_as_env} == {"hala-hf-token", "hala-mlflow"}
         if gpu:
@@ -55,7 +58,10 @@ def test_both_documents_parse_strictly(preset: str) -> None:
             assert [(m.mount_path, m.medium) for m in config.empty_dir_mounts] == [("/dev/shm", "Memory")], (
                 name
             )
-            assert [m.mount_path for m in config.pvc_mount] == ["/hala-work"], name
+            if "eval" not in name:  # evaluation keeps nothing between retries
+                assert [m.mount_path for m in config.pvc_mount] == ["/hala-work"], name
+        # Pod Security "restricted": every task runs as the images' non-root user
+        assert (config.security_context.run_as_user, config.security_context.run_as_non_root) == (10001, True)
     assert isinstance(
         platform.platforms["kubernetes"].deployment_spec.executors["exec-start-run-op"], struct_pb2.Struct
     )
@@ -74,6 +80,8 @@ def test_translation_tasks_request_a100s_by_tensor_parallel_size(preset: str) ->
     }
     for name, spec in executors.items():
         count = expected.get(name.rstrip("-0123456789"))
+        if name.startswith(("exec-sft-op", "exec-evaluate-op", "exec-translation-eval-op")):
+            continue  # test_training_tasks_request_8_h100s_with_their_zero_config, test_evaluation_tasks
         if count is None:
             assert "accelerator" not in spec["container"].get("resources", {}), name
             continue
@@ -124,3 +132,71 @@ def test_compiled_yaml_carries_no_secret_or_local_path(preset: str) -> None:
     text = (COMPILED_DIR / f"{preset}.yaml").read_text()
     assert "hf_" not in text.lower().replace("hf_token", "")
     assert "/work/" not in text and "/home/" not in text and "password:" not in text.lower()
+
+
+@pytest.mark.parametrize("preset", CLUSTER_PRESETS)
+def test_training_tasks_request_8_h100s_with_their_zero_config(preset: str) -> None:
+    pipeline_doc, _ = _documents(COMPILED_DIR / f"{preset}.yaml")
+    loaded = load_preset(preset)
+    tasks = pipeline_doc["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    executors = pipeline_doc["deploymentSpec"]["executors"]
+    sft = {
+        t["inputs"]["parameters"]["role"]["runtimeValue"]["constant"]: t
+        for n, t in tasks.items()
+        if n.startswith("sft-op")
+    }
+    expected = {"translator": loaded.translator.training} | {
+        k: s.training for k, s in loaded.students.items()
+    }
+    assert set(sft) == set(expected)
+    for role, task in sft.items():
+        cfg = expected[role]
+        assert task["taskInfo"]["name"] == f"sft {role} ({cfg.gpus} GPU, {cfg.deepspeed})"
+        assert task["retryPolicy"]["maxRetryCount"] == 2  # resumes from its checkpoint on the work volume
+        resources = executors[task["componentRef"]["name"].replace("comp-", "exec-")]["container"][
+            "resources"
+        ]
+        assert (resources["accelerator"]["resourceType"], resources["accelerator"]["resourceCount"]) == (
+            "nvidia.com/gpu",
+            "8",
+        )
+    zero = {role: expected[role].deepspeed for role in expected}
+    assert zero["translator"] == "zero2"
+    assert all(zero[size] == ("zero3" if size == "9b" else "zero2") for size in loaded.students)
+    # one slerp merge and one registration per student size, and the translator registered unmerged
+    assert sum(n.startswith("merge-op") for n in tasks) == len(loaded.students)
+    assert sum(n.startswith("register-op") for n in tasks) == len(loaded.students) + 1
+
+
+@pytest.mark.parametrize("preset", CLUSTER_PRESETS)
+def test_evaluation_tasks_per_size_and_per_translating_system(preset: str) -> None:
+    pipeline_doc, _ = _documents(COMPILED_DIR / f"{preset}.yaml")
+    loaded = load_preset(preset)
+    tasks = pipeline_doc["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    executors = pipeline_doc["deploymentSpec"]["executors"]
+
+    def gpus(task: dict) -> str:
+        resources = executors[task["componentRef"]["name"].replace("comp-", "exec-")]["container"][
+            "resources"
+        ]
+        return resources["accelerator"]["resourceCount"]
+
+    evaluate = [t for n, t in tasks.items() if n.startswith("evaluate-op")]
+    assert len(evaluate) == 3 * len(loaded.students)  # base, fine-tune, merged
+    assert all(gpus(t) == str(loaded.eval.engine.tensor_parallel_size) for t in evaluate)
+    systems = {
+        t["inputs"]["parameters"]["system"]["runtimeValue"]["constant"]: t
+        for n, t in tasks.items()
+        if n.startswith("translation-eval-op")
+    }
+    assert set(systems) == {"translator_base", "translator", "teacher", "teacher_fp8"}
+    assert gpus(systems["teacher_fp8"]) == str(loaded.teacher.engine.tensor_parallel_size)
+    assert gpus(systems["translator"]) == str(loaded.corpus.engine.tensor_parallel_size)
+    reports = [n for n in tasks if n.startswith("benchmark-report-op")]
+    assert len(reports) == len(loaded.students) and "translation-report-op" in tasks
+    assert "contamination-op" in tasks
+    # preflight runs first: the MLflow run and every model fetch wait for it
+    assert "preflight-op" in tasks["start-run-op"]["dependentTasks"]
+    assert all(
+        "preflight-op" in t["dependentTasks"] for n, t in tasks.items() if n.startswith("fetch-model-op")
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 from conftest import ROOT
 
 BIN = Path(sys.executable).parent
-PATHS = ["src", "components", "pipelines", "tests", "bench"]
+PATHS = ["src", "components", "pipelines", "tests", "bench", "scripts", "fixtures/eval"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

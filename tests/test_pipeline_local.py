@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from conftest import FIXTURES, ROOT
 from hala.config import load_preset
 from hala.sources import SOURCES
-from hala_pipelines.local import run_local, source_counts
+from hala_pipelines.local import report_tables, run_local, source_counts
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +48,9 @@ def test_tiny_pipeline_prepares_every_source_and_tracks_it(workdir: Path) -> Non
     parent = parents[0]
     assert parent.info.run_name == "ci-tiny" and parent.info.status == "FINISHED"
     assert parent.data.params["preset"] == "tiny"
+    assert parent.data.params["hala.image.train"].startswith("ghcr.io/hala-mlops/hala-train")
+    preset_file = MlflowClient().download_artifacts(parent.info.run_id, "preset.json", str(workdir))
+    assert Path(preset_file).read_text() == load_preset("tiny").to_json()
     assert len(parent.data.tags["hala.git_commit"]) == 40 or parent.data.tags["hala.git_commit"] == "unknown"
     assert parent.data.tags["hala.version.kfp"]
     assert parent.data.metrics["openorca.kept"] == counts["openorca"]["kept"]
@@ -62,6 +65,16 @@ def test_tiny_pipeline_prepares_every_source_and_tracks_it(workdir: Path) -> Non
         *(f"teacher_translate-{s}" for s in shards),
         *(f"judge_filter-{s}" for s in shards),
         *(f"corpus_translate-{k}-{s}" for k in corpus for s in shards),
+        "sft-translator",
+        "sft-tiny",
+        "merge-tiny",
+        "register-hala-translator-tiny",
+        "register-hala-tiny",
+        *(f"evaluate-tiny-{v}" for v in ("base", "finetuned", "merged")),
+        *(f"translation_eval-{s}" for s in ("translator_base", "translator", "teacher", "teacher_fp8")),
+        "contamination",
+        "report-tiny",
+        "report-translation",
     }
     assert all(r.info.status == "FINISHED" for r in stages.values())
     quant = stages["quantize"].data.metrics
@@ -88,6 +101,53 @@ def test_tiny_pipeline_prepares_every_source_and_tracks_it(workdir: Path) -> Non
     teacher_kept = sum(m["teacher.kept"] for m in teacher)
     assert bilingual["bilingual.pairs_in"] == 2 * teacher_kept + sum(m["judge.kept"] for m in judged)
     assert bilingual["bilingual.train_examples"] + bilingual["bilingual.heldout_examples"] > 0
+    # Training: the translator on the bilingual set, the student on the corpus, merged, both registered.
+    translator = stages["sft-translator"].data
+    assert translator.metrics["sft.examples_read"] == bilingual["bilingual.train_examples"]
+    assert translator.metrics["sft.global_step"] == load_preset("tiny").translator.training.max_steps
+    assert translator.metrics["sft.tokens_per_second"] > 0 and "sft.eval_loss" in translator.metrics
+    client = MlflowClient()
+    assert [m.step for m in client.get_metric_history(stages["sft-tiny"].info.run_id, "train.loss")] == [
+        2,
+        4,
+        6,
+        8,
+        10,
+        12,
+    ]
+    corpus_kept = sum(
+        stages[f"corpus_translate-{k}-{s}"].data.metrics[f"corpus.{k}.kept"] for k in corpus for s in shards
+    )
+    assert stages["sft-tiny"].data.metrics["sft.examples_read"] == corpus_kept
+    assert stages["merge-tiny"].data.params["merge.t"] == "0.5"
+    for name, base in (("hala-tiny", "tiny:student"), ("hala-translator-tiny", "tiny:translator-base")):
+        version = client.get_model_version_by_alias(name, "candidate")
+        assert version.tags["hala.base_model"] == base
+        assert version.tags["hala.mlflow_run"] == parent.info.run_id
+        assert json.loads(version.tags["hala.data_lineage"])["examples_kept"] > 0
+    # Evaluation: six benchmarks per variant, Table 2 per system, gates recorded on the versions.
+    benchmarks = load_preset("tiny").eval.benchmarks
+    for variant in ("base", "finetuned", "merged"):
+        scores = stages[f"evaluate-tiny-{variant}"].data.metrics
+        assert {f"eval.{b}" for b in [*benchmarks, "average"]} <= set(scores)
+        assert all(0.0 <= scores[f"eval.{b}"] <= 1.0 for b in benchmarks)
+    for system in ("translator_base", "translator", "teacher", "teacher_fp8"):
+        metrics = stages[f"translation_eval-{system}"].data.metrics
+        assert metrics["translation.n"] > 0 and {"translation.chrf", "translation.rouge_l_arabic"} <= set(
+            metrics
+        )
+    contamination = stages["contamination"].data.metrics
+    assert {f"contamination.{b}.fraction" for b in [*benchmarks, "mmlu"]} <= set(contamination)
+    for name in ("hala-tiny", "hala-translator-tiny"):
+        version = client.get_model_version_by_alias(name, "candidate")
+        assert version.tags["hala.gate.verdict"] in {"pass", "fail"}
+        assert isinstance(json.loads(version.tags["hala.gate.reasons"]), list)
+    tables = report_tables(result.pipeline_root)
+    assert len(tables) == 2
+    assert "| average |" in tables[0] and "Gate verdict on hala-tiny version 1" in tables[0]
+    assert "| teacher_fp8 |" in tables[1] and "ROUGE-L (Arabic-aware)" in tables[1]
+    run_root = sorted(result.pipeline_root.iterdir())[-1]
+    assert (run_root / "benchmark-report-op" / "report" / "chart.png").exists()
     tulu = stages["prepare-tulu3"]
     assert tulu.data.metrics["tulu3.read"] == counts["tulu3"]["read"]
     assert tulu.data.metrics["tulu3.quarantined.non_english_subset"] == 11

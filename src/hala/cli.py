@@ -21,7 +21,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from hala_pipelines.local import run_local, source_counts, stage_counts
+    from hala_pipelines.local import report_tables, run_local, source_counts, stage_counts
 
     result = run_local(args.preset, Path(args.workdir), args.run_name)
     print(f"\npipeline '{args.preset}' finished in {result.seconds:.1f} s")
@@ -30,6 +30,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{counts['source']:<16}{counts['read']:>8}{counts['kept']:>8}  {counts['quarantined'] or '-'}")
     for stage, counts in sorted(stage_counts(result.pipeline_root).items()):
         print(f"{stage:<24}{json.dumps(counts, sort_keys=True)}")
+    for table in report_tables(result.pipeline_root):
+        print(f"\n{table}")
     print(f"outputs:        {result.pipeline_root}")
     print(
         f"MLflow:         {result.tracking_uri} (experiment '{result.experiment}', run '{result.run_name}')"
@@ -99,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder to write one model folder per role into")
     p.add_argument("--seed", type=int, default=0, help="seed (same seed, same bytes)")
     p.set_defaults(func=_cmd_tiny_models)
+
+    from hala.metrics import register as register_metrics
+    from hala.ops.cli import register as register_ops
+
+    register_ops(sub)
+    register_metrics(sub)
     return parser
 
 

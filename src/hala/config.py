@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hala.errors import HalaError
+from hala.evaluation.gates import GateConfig
 from hala.sources import SOURCES
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "pipelines" / "presets"
@@ -129,6 +130,33 @@ class JudgeConfig(_Strict):
         return value
 
 
+_REGISTERED_NAME = r"^[a-z0-9][a-z0-9.\-]*$"
+
+
+class TrainingConfig(_Strict):
+    """SFT hyperparameters of one model (stages 4 and 6); each is documented where paper.yaml sets it."""
+
+    learning_rate: float = Field(gt=0.0)
+    epochs: float = Field(gt=0.0, description="passes over the training set (ignored when max_steps > 0)")
+    max_steps: int = Field(default=-1, description="optimizer steps; -1: epochs decide")
+    effective_batch_size: int = Field(gt=0, description="sequences per optimizer step, all GPUs together")
+    per_device_batch_size: int = Field(gt=0)
+    max_length: int = Field(gt=0, description="tokens per sequence (per packed row when packing)")
+    warmup_ratio: float = Field(ge=0.0, lt=1.0)
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"]
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    packing: bool = Field(description="best-fit packing, padding-free (sequence boundaries kept)")
+    gradient_checkpointing: bool = False
+    bf16: bool = Field(description="bfloat16 mixed precision (GPUs); the CPU preset trains in fp32")
+    save_steps: int = Field(gt=0, description="checkpoint every N steps: a restarted task resumes from it")
+    logging_steps: int = Field(default=10, gt=0)
+    deepspeed: Literal["none", "zero2", "zero3"] = Field(
+        description="ZeRO config in hala/training/ds_configs"
+    )
+    gpus: int = Field(default=0, ge=0, description="GPUs per node; 0 trains in one CPU process")
+    nodes: int = Field(default=1, ge=1, description="more than 1 launches a Kubeflow Trainer TrainJob")
+
+
 class TranslatorConfig(_Strict):
     """Stage 4: the lightweight translator fine-tuned on the bilingual set."""
 
@@ -136,13 +164,16 @@ class TranslatorConfig(_Strict):
     prompt_en_ar: str
     prompt_ar_en: str
     heldout_fraction: float = Field(ge=0.0, lt=1.0)
+    registered_name: str = Field(pattern=_REGISTERED_NAME)
+    training: TrainingConfig
 
 
 class StudentConfig(_Strict):
-    """Stage 6-7: one HALA size: its base model and its registered model name."""
+    """Stage 6-7: one HALA size: its base model, its SFT settings and its registered model name."""
 
     base: ModelRef
-    registered_name: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    registered_name: str = Field(pattern=_REGISTERED_NAME)
+    training: TrainingConfig
 
 
 class CorpusConfig(_Strict):
@@ -169,10 +200,17 @@ class MergeConfig(_Strict):
 
 
 class EvalConfig(_Strict):
-    """Stage 8: the translator benchmark sample."""
+    """Stage 8: the Arabic benchmarks (LightEval), the translator benchmark, contamination and gates."""
 
-    mmlu_questions: int = Field(gt=0)
+    mmlu_questions: int = Field(gt=0, description="translator benchmark: MMLU questions sampled")
     seed: int
+    benchmarks: list[str] = Field(min_length=1, description="keys of hala.evaluation.benchmarks")
+    data_root: str | None = Field(default=None, description="null: hub datasets; a folder: local fixtures")
+    max_samples: int | None = Field(default=None, gt=0, description="documents per task (smoke runs only)")
+    engine: EngineConfig = Field(description="vllm on the cluster, transformers on CPU")
+    contamination_n: int = Field(default=8, ge=1, description="word n-gram length of the overlap check")
+    contamination_min_words: int = Field(default=4, ge=1, description="shorter items are not checked")
+    gates: GateConfig = Field(default_factory=GateConfig)
 
 
 class NodePool(_Strict):
@@ -192,6 +230,7 @@ class ClusterConfig(_Strict):
     data_pool: NodePool
     translation_pool: NodePool
     training_pool: NodePool
+    merge_pool: NodePool = Field(description="CPU nodes with memory for two models' weights (slerp)")
     hub_token_secret: str = Field(description="Kubernetes Secret holding HF_TOKEN (name only, never a value)")
     mlflow_secret: str = Field(description="Kubernetes Secret with MLflow credentials (name only)")
     retries: int = Field(default=2, ge=0, le=10, description="retries of a failed task (preemption, network)")
@@ -226,7 +265,13 @@ class Preset(_Strict):
 
     @model_validator(mode="after")
     def _stages_have_their_sources(self) -> Preset:
-        needed = {"openorca": "teacher", "opus100": "judge", **{k: "corpus" for k in self.corpus.sources}}
+        needed = {
+            "openorca": "teacher",
+            "opus100": "judge",
+            **{k: "corpus" for k in self.corpus.sources},
+            "mmlu": "eval",
+            "mmmlu": "eval",
+        }
         enabled = set(self.enabled_sources())
         missing = [f"{k} (used by {stage})" for k, stage in needed.items() if k not in enabled]
         if missing:
@@ -300,9 +345,10 @@ def load_preset(name_or_path: str | Path) -> Preset:
     """Load, merge and validate a preset; relative ``data.root`` is resolved against the file."""
     path = resolve_preset_path(name_or_path)
     raw = _read_yaml(path)
-    root = raw.get("data", {}).get("root") if isinstance(raw.get("data"), dict) else None
-    if isinstance(root, str) and not root.startswith(("hf://", "s3://", "gs://")):
-        raw["data"]["root"] = str((path.parent / root).resolve())
+    for section, key in (("data", "root"), ("eval", "data_root")):
+        folder = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+        if isinstance(folder, str) and not folder.startswith(("hf://", "s3://", "gs://")):
+            raw[section][key] = str((path.parent / folder).resolve())
     try:
         return Preset.model_validate(raw)
     except ValidationError as exc:

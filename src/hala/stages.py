@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hala import tracking
+from mlflow.tracking import MlflowClient
+
+from hala import registry, tracking
 from hala.config import Preset
 from hala.prepare import SourceCounts, prepare_source
 from hala.sources import get_source
@@ -26,13 +28,49 @@ def source_location(preset: Preset, key: str) -> str:
     return str(Path(preset.data.root) / key) if preset.data.root else spec.hub_id
 
 
-def start(preset_json: str, run_name: str, preset_file_hash: str, kfp_run_id: str) -> str:
-    """Open the pipeline's parent MLflow run, tagged with the KFP run id; returns its id."""
+def preflight(preset_json: str, work_root: str) -> list[str]:
+    """The first stage: tracking server, registry, secrets and work storage, before any GPU work.
+
+    Raises one error listing every missing piece and how to fix it; returns the checks that passed.
+    """
+    from hala.models import TINY_PREFIX
+    from hala.preflight import preflight as run_checks
+    from hala.preflight import required_env_for
+
+    preset = parse_preset(preset_json)
+    models = [preset.teacher.model, preset.judge.model, preset.translator.base]
+    models += [s.base for s in preset.students.values()]
+    reads_hub = preset.data.root is None or any(not m.id.startswith(TINY_PREFIX) for m in models)
+    uri = tracking.tracking_uri()
+    required = required_env_for(reads_hub=reads_hub, tracking_auth=uri.startswith(("http://", "https://")))
+    return run_checks(uri, required, [work_root])
+
+
+def start(
+    preset_json: str,
+    run_name: str,
+    preset_file_hash: str,
+    kfp_run_id: str,
+    images: dict[str, str] | None = None,
+    kfp_ui: str = "",
+) -> str:
+    """Open the pipeline's parent MLflow run, tagged with the KFP run id; returns its id.
+
+    It records what a rerun needs: the resolved preset byte for byte, its fingerprint and file
+    hash, the seed, the image of every stage, the git commit and package versions (tags), and a
+    link to the KFP run when the Kubeflow UI address is known.
+    """
     preset = parse_preset(preset_json)
     params = {"preset": preset.name, "preset_fingerprint": preset.fingerprint(), "seed": str(preset.seed)}
     if preset_file_hash:
         params["preset_file_sha256"] = preset_file_hash
-    return tracking.start_pipeline_run(preset.tracking.experiment, run_name, params, kfp_run_id)
+    params |= {f"{registry.PARAM_IMAGE_PREFIX}{stage}": ref for stage, ref in (images or {}).items()}
+    run_id = tracking.start_pipeline_run(preset.tracking.experiment, run_name, params, kfp_run_id)
+    client = MlflowClient(tracking.tracking_uri())
+    client.log_text(run_id, preset_json, registry.ARTIFACT_PRESET_JSON)
+    if kfp_ui:
+        client.set_tag(run_id, registry.TAG_KFP_RUN_LINK, f"{kfp_ui.rstrip('/')}/#/runs/details/{kfp_run_id}")
+    return run_id
 
 
 def prepare(preset_json: str, key: str, parent_run_id: str, out_dir: str) -> SourceCounts:

@@ -35,18 +35,21 @@ def data_fingerprint(files: list[Path]) -> str:
 def collect_corpus(
     source: str, shard_dirs: list[str], previous_dir: str | None, out_dir: str
 ) -> dict[str, int]:
-    """Add one source's translated shards to the Arabic corpus (``<source>.parquet`` per source)."""
+    """Add one source's translated shards to the Arabic corpus (``<source>.parquet`` per source).
+
+    ``sources.json`` holds the rows per source so far (the last corpus task's file covers them all).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     if previous_dir:
         for path in Path(previous_dir).glob("*.parquet"):
             shutil.copyfile(path, out / path.name)
-        counts = json.loads((Path(previous_dir) / "counts.json").read_text())
+        counts = json.loads((Path(previous_dir) / "sources.json").read_text())
     table: pa.Table = read_outputs(shard_dirs)
     pq.write_table(table, out / f"{source}.parquet")
     counts[source] = table.num_rows
-    (out / "counts.json").write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+    (out / "sources.json").write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
     return counts
 
 
