@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from conftest import FIXTURES, ROOT
 from hala.config import load_preset
 from hala.sources import SOURCES
-from hala_pipelines.local import report_tables, run_local, source_counts
+from hala_pipelines.local import LocalRun, report_tables, run_local, source_counts
 
 pytestmark = pytest.mark.slow
 
@@ -26,14 +28,29 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def _run_tiny(root: Path, run_name: str) -> LocalRun:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)  # the embedded default writes mlflow.db to the working folder
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("PATH", os.environ["PATH"])  # restored after run_local prepends the venv
+        return run_local("tiny", root / "runs", run_name=run_name)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LocalRun]:
+    """One whole tiny run, shared by the tests that read it."""
+    root = tmp_path_factory.mktemp("tiny")
+    return root, _run_tiny(root, "ci-tiny")
+
+
 def _runs(tmp_path: Path, experiment: str) -> list[mlflow.entities.Run]:
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     client = MlflowClient()
     return client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
 
 
-def test_tiny_pipeline_prepares_every_source_and_tracks_it(workdir: Path) -> None:
-    result = run_local("tiny", workdir / "runs", run_name="ci-tiny")
+def test_tiny_pipeline_prepares_every_source_and_tracks_it(tiny_run: tuple[Path, LocalRun]) -> None:
+    workdir, result = tiny_run
     assert result.tracking_uri == f"sqlite:///{workdir / 'mlflow.db'}"
     counts = {c["source"]: c for c in source_counts(result.pipeline_root)}
     assert list(counts) == list(SOURCES)
@@ -172,3 +189,27 @@ def test_a_failing_stage_fails_the_run_and_closes_the_parent_as_failed(workdir: 
     assert parent.info.status == "FAILED"
     failed = [r.info.run_name for r in runs if r.info.status == "FAILED" and r is not parent]
     assert failed == ["prepare-openorca"]
+
+
+def _digests(result: LocalRun) -> dict[str, str]:
+    """Dataset fingerprints and SHA-256 of every model weight file of a run, by task-relative path."""
+    run = sorted(p for p in result.pipeline_root.iterdir() if p.is_dir())[-1]
+    found = {
+        f"fingerprint:{c['source']}": str(c["fingerprint"])
+        for c in (json.loads(p.read_text()) for p in run.glob("prepare-source-op*/prepared/counts.json"))
+    }
+    for path in sorted(run.rglob("*.safetensors")):
+        found[str(path.relative_to(run))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def test_two_runs_with_the_same_inputs_give_the_same_data_and_weights(
+    tiny_run: tuple[Path, LocalRun], tmp_path: Path
+) -> None:
+    _, first = tiny_run
+    second = _run_tiny(tmp_path, "ci-tiny-again")
+    a, b = _digests(first), _digests(second)
+    weights = [k for k in a if k.endswith(".safetensors")]
+    assert any("sft-op" in k for k in weights) and any("merge-op" in k for k in weights)
+    assert len([k for k in a if k.startswith("fingerprint:")]) == len(SOURCES)
+    assert a == b

@@ -42,6 +42,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from hala.metrics import strip_arabic_marks
+from hala.sources.columnar import fmix64
 
 DEFAULT_N = 8
 DEFAULT_MIN_WORDS = 4
@@ -76,14 +77,6 @@ def overlap_words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def _fmix64(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xFF51AFD7ED558CCD)
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> np.uint64(33))
-
-
 @dataclass
 class _Windows:
     """All word windows of one length over a batch of texts: hash and owning text of each."""
@@ -113,7 +106,7 @@ def _windows(word_lists: Sequence[list[str]], lengths: set[int]) -> Iterator[_Wi
                 count = len(state)
                 valid = np.arange(count) + m <= ends[:count]
                 positions = np.flatnonzero(valid)
-                yield _Windows(m, _fmix64(state[positions]), owner[positions], positions - begins[positions])
+                yield _Windows(m, fmix64(state[positions]), owner[positions], positions - begins[positions])
 
 
 @dataclass

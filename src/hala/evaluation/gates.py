@@ -146,13 +146,7 @@ def evaluate_gates(
     verdict = GateVerdict(passed=True)
     verdict.checks += ["average_gain_over_base", "max_task_drop"]
     verdict.reasons += _check_average(cfg, merged, base) + _check_tasks(cfg, merged, base)
-    if cfg.min_translator_chrf is None:
-        verdict.skipped.append("translator_chrf: turned off (min_translator_chrf is null)")
-    elif translator_chrf is None:
-        verdict.skipped.append("translator_chrf: no translator chrF++ given")
-    else:
-        verdict.checks.append("translator_chrf")
-        verdict.reasons += _check_chrf(cfg.min_translator_chrf, translator_chrf)
+    _gate_chrf(cfg, translator_chrf, verdict)
     if cfg.max_contamination is None:
         verdict.skipped.append("contamination: turned off (max_contamination is null)")
     elif contamination is None:
@@ -164,14 +158,21 @@ def evaluate_gates(
     return verdict
 
 
-def translator_verdict(cfg: GateConfig, chrf: float) -> GateVerdict:
-    """The translator's gate: its chrF++ on the MMLU/MMMLU set against ``min_translator_chrf``."""
-    verdict = GateVerdict(passed=True)
+def _gate_chrf(cfg: GateConfig, chrf: float | None, verdict: GateVerdict) -> None:
+    """Apply (or skip, saying why) the translator chrF++ gate to ``verdict``."""
     if cfg.min_translator_chrf is None:
         verdict.skipped.append("translator_chrf: turned off (min_translator_chrf is null)")
+    elif chrf is None:
+        verdict.skipped.append("translator_chrf: no translator chrF++ given")
     else:
         verdict.checks.append("translator_chrf")
         verdict.reasons += _check_chrf(cfg.min_translator_chrf, chrf)
+
+
+def translator_verdict(cfg: GateConfig, chrf: float) -> GateVerdict:
+    """The translator's gate: its chrF++ on the MMLU/MMMLU set against ``min_translator_chrf``."""
+    verdict = GateVerdict(passed=True)
+    _gate_chrf(cfg, chrf, verdict)
     verdict.passed = not verdict.reasons
     return verdict
 

@@ -151,7 +151,7 @@ _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 
 
-def _fmix64(h: np.ndarray) -> np.ndarray:
+def fmix64(h: np.ndarray) -> np.ndarray:
     """MurmurHash3's 64-bit finaliser: spreads every input bit over the low bits."""
     h = h ^ (h >> np.uint64(33))
     h = h * np.uint64(0xFF51AFD7ED558CCD)
@@ -181,7 +181,7 @@ def stable_hash(texts: pa.Array, block: int = 1 << 16) -> np.ndarray:
                 live = lengths > j
                 byte = data[np.where(live, offsets[:-1] + j, 0)].astype(np.uint64)
                 h = np.where(live, (h ^ byte) * _FNV_PRIME, h)
-            out[start : start + len(part)] = _fmix64(h)
+            out[start : start + len(part)] = fmix64(h)
     return out
 
 
