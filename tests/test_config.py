@@ -95,3 +95,16 @@ def test_missing_preset_and_cycle(tmp_path: Path) -> None:
 def test_fingerprint_is_stable_and_sensitive() -> None:
     assert load_preset("tiny").fingerprint() == load_preset("tiny").fingerprint()
     assert load_preset("tiny").fingerprint() != load_preset("nano").fingerprint()
+
+
+def test_relative_folders_resolve_against_the_file_that_names_them(tmp_path: Path) -> None:
+    from conftest import ROOT
+
+    child = tmp_path / "elsewhere" / "child.yaml"
+    child.parent.mkdir()
+    child.write_text(
+        f"extends: {ROOT / 'pipelines' / 'presets' / 'tiny.yaml'}\nname: child\ndata: {{root: data}}\n"
+    )
+    preset = load_preset(child)
+    assert preset.data.root == str(tmp_path / "elsewhere" / "data")  # named by the child
+    assert preset.eval.data_root == str(ROOT / "fixtures" / "eval")  # named by tiny.yaml

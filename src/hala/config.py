@@ -303,6 +303,14 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _resolve_folders(raw: dict[str, Any], path: Path) -> None:
+    """Relative local folders (``data.root``, ``eval.data_root``) against the file that names them."""
+    for section, key in (("data", "root"), ("eval", "data_root")):
+        folder = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+        if isinstance(folder, str) and not folder.startswith(("hf://", "s3://", "gs://")):
+            raw[section][key] = str((path.parent / folder).resolve())
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path in seen:
         raise PresetError(f"{path}: 'extends' forms a cycle through {[str(p) for p in seen]}")
@@ -314,6 +322,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise PresetError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise PresetError(f"{path}: a preset is a YAML mapping of fields, got {type(raw).__name__}")
+    _resolve_folders(raw, path)
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
@@ -342,13 +351,9 @@ def resolve_preset_path(name_or_path: str | Path) -> Path:
 
 
 def load_preset(name_or_path: str | Path) -> Preset:
-    """Load, merge and validate a preset; relative ``data.root`` is resolved against the file."""
+    """Load, merge and validate a preset; relative folders resolve against the file that names them."""
     path = resolve_preset_path(name_or_path)
     raw = _read_yaml(path)
-    for section, key in (("data", "root"), ("eval", "data_root")):
-        folder = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
-        if isinstance(folder, str) and not folder.startswith(("hf://", "s3://", "gs://")):
-            raw[section][key] = str((path.parent / folder).resolve())
     try:
         return Preset.model_validate(raw)
     except ValidationError as exc:
