@@ -146,6 +146,11 @@ class TrainingConfig(_Strict):
     lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"]
     weight_decay: float = Field(default=0.0, ge=0.0)
     packing: bool = Field(description="best-fit packing, padding-free (sequence boundaries kept)")
+    attn_implementation: str = Field(
+        default="sdpa",
+        description="transformers attention kernel; padding-free packing pays off with a varlen one "
+        "(flash_attention_2, in an image that ships flash-attn): sdpa attends a packed batch as one block",
+    )
     gradient_checkpointing: bool = False
     bf16: bool = Field(description="bfloat16 mixed precision (GPUs); the CPU preset trains in fp32")
     save_steps: int = Field(gt=0, description="checkpoint every N steps: a restarted task resumes from it")

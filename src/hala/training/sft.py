@@ -156,7 +156,9 @@ def train_sft(job: SFTJob) -> SFTResult:
     train_set, counts = _dataset(job.train_files, tokenizer, cfg.max_length)
     eval_set = _dataset(job.eval_files, tokenizer, cfg.max_length)[0] if job.eval_files else None
     args = sft_config(job, ranks)
-    model = AutoModelForCausalLM.from_pretrained(job.model_dir, dtype="auto")
+    model = AutoModelForCausalLM.from_pretrained(
+        job.model_dir, dtype="auto", attn_implementation=cfg.attn_implementation
+    )
     callbacks: list[Any] = [MlflowCallback(job.mlflow_run_id, job.tracking_uri)] if job.mlflow_run_id else []
     trainer = SFTTrainer(
         model=model,
