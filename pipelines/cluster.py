@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from kfp import dsl, kubernetes
 
-from hala.config import ClusterConfig, EngineConfig, NodePool, TrainingConfig
+from hala.config import ClusterConfig, EngineConfig, NodePool, TrainingConfig, secret_env
 from hala_components.images import RUN_AS_USER
 
 
@@ -46,7 +46,7 @@ def on_training_pool(task: dsl.PipelineTask, cluster: ClusterConfig, cfg: Traini
 
     NCCL and the data loader workers need a /dev/shm larger than the container default.
     """
-    if not cfg.gpus:
+    if not cfg.gpus or cfg.nodes > 1:  # several nodes: this pod only creates and watches the TrainJob
         return place(task, cluster.data_pool, accelerators=0)
     kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory")
     return place(task, cluster.training_pool, accelerators=cfg.gpus)
@@ -60,16 +60,6 @@ def with_work_volume(task: dsl.PipelineTask, cluster: ClusterConfig) -> dsl.Pipe
 
 def with_secrets(task: dsl.PipelineTask, cluster: ClusterConfig) -> dsl.PipelineTask:
     """Expose the hub token and the MLflow connection from Kubernetes Secrets (names only)."""
-    kubernetes.use_secret_as_env(
-        task, secret_name=cluster.hub_token_secret, secret_key_to_env={"token": "HF_TOKEN"}
-    )
-    kubernetes.use_secret_as_env(
-        task,
-        secret_name=cluster.mlflow_secret,
-        secret_key_to_env={
-            "tracking_uri": "MLFLOW_TRACKING_URI",
-            "username": "MLFLOW_TRACKING_USERNAME",
-            "password": "MLFLOW_TRACKING_PASSWORD",
-        },
-    )
+    for secret, keys in secret_env(cluster).items():
+        kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env=keys)
     return task

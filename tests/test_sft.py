@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hala.config import NodePool, TrainingConfig
+from hala.config import TrainingConfig, load_preset
 from hala.errors import HalaError
 from hala.training.data import check_examples
 from hala.training.launch import needs_launcher, torchrun_command, trainjob_manifest
@@ -156,24 +156,8 @@ def test_launch_plans() -> None:
 
 
 def test_trainjob_manifest_for_multi_node() -> None:
-    pool = NodePool(
-        node_selector={"hala.ai/pool": "h100"},
-        toleration_key="nvidia.com/gpu",
-        accelerator_type="nvidia.com/gpu",
-        accelerators=8,
-        cpu="64",
-        memory="512Gi",
-    )
-    m = trainjob_manifest(
-        "hala-sft-9b-abc",
-        "kubeflow",
-        "img@sha256:x",
-        "/hala-work/r/job.json",
-        4,
-        pool,
-        "hala-work",
-        "/hala-work",
-    )
+    cluster = load_preset("paper").cluster
+    m = trainjob_manifest("hala-sft-9b-abc", "kubeflow", "img@sha256:x", "/hala-work/r/job.json", 4, cluster)
     assert (m["apiVersion"], m["kind"]) == ("trainer.kubeflow.org/v1alpha1", "TrainJob")
     trainer = m["spec"]["trainer"]
     assert trainer["numNodes"] == 4 and trainer["numProcPerNode"] == 8
@@ -183,6 +167,10 @@ def test_trainjob_manifest_for_multi_node() -> None:
     assert override["nodeSelector"] == {"hala.ai/pool": "h100"}
     assert override["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert {"name": "work", "persistentVolumeClaim": {"claimName": "hala-work"}} in override["volumes"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in override["containers"][0]["env"]}
+    assert env["HF_TOKEN"] == {"name": "hala-hf-token", "key": "token"}
+    assert env["MLFLOW_TRACKING_PASSWORD"] == {"name": "hala-mlflow", "key": "password"}
+    assert all(set(e) == {"name", "valueFrom"} for e in override["containers"][0]["env"])  # by reference only
 
 
 def _start(job: SFTJob, job_file: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

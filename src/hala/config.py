@@ -243,6 +243,18 @@ class ClusterConfig(_Strict):
     work_root: str = Field(default="/hala-work", description="where work_pvc is mounted in the pods")
 
 
+def secret_env(cluster: ClusterConfig) -> dict[str, dict[str, str]]:
+    """Secret name -> {key in the Secret: environment variable}: what every pipeline pod receives."""
+    return {
+        cluster.hub_token_secret: {"token": "HF_TOKEN"},
+        cluster.mlflow_secret: {
+            "tracking_uri": "MLFLOW_TRACKING_URI",
+            "username": "MLFLOW_TRACKING_USERNAME",
+            "password": "MLFLOW_TRACKING_PASSWORD",
+        },
+    }
+
+
 class TrackingConfig(_Strict):
     """MLflow experiment of the preset."""
 

@@ -22,7 +22,9 @@ ARTIFACT_PATH = "model"
 def _ensure_registered(client: MlflowClient, name: str, description: str) -> None:
     try:
         client.get_registered_model(name)
-    except MlflowException:
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":  # an auth or server error is not "absent"
+            raise
         client.create_registered_model(name, description=description)
 
 

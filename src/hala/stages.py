@@ -40,7 +40,11 @@ def preflight(preset_json: str, work_root: str) -> list[str]:
     preset = parse_preset(preset_json)
     models = [preset.teacher.model, preset.judge.model, preset.translator.base]
     models += [s.base for s in preset.students.values()]
-    reads_hub = preset.data.root is None or any(not m.id.startswith(TINY_PREFIX) for m in models)
+    reads_hub = (
+        preset.data.root is None
+        or preset.eval.data_root is None
+        or any(not m.id.startswith(TINY_PREFIX) for m in models)
+    )
     uri = tracking.tracking_uri()
     required = required_env_for(reads_hub=reads_hub, tracking_auth=uri.startswith(("http://", "https://")))
     return run_checks(uri, required, [work_root])

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from hala.config import NodePool
+from hala.config import ClusterConfig, secret_env
 from hala.errors import HalaError
 from hala.training.sft import SFTJob, SFTResult, train_sft
 
@@ -71,14 +71,7 @@ def _read_result(path: Path) -> SFTResult:
 
 
 def trainjob_manifest(
-    name: str,
-    namespace: str,
-    image: str,
-    job_file: str,
-    nodes: int,
-    pool: NodePool,
-    work_pvc: str,
-    work_root: str,
+    name: str, namespace: str, image: str, job_file: str, nodes: int, cluster: ClusterConfig
 ) -> dict[str, Any]:
     """A Kubeflow Trainer ``TrainJob`` running the launcher on ``nodes`` x the pool's GPUs (multi-node SFT).
 
@@ -86,16 +79,23 @@ def trainjob_manifest(
     job file, the data and the checkpoints live. The ``torch-distributed`` runtime sets torchrun's
     rendezvous.
     """
+    pool, work_root = cluster.training_pool, cluster.work_root
+    env = [
+        {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for secret, keys in secret_env(cluster).items()
+        for key, var in keys.items()
+    ]
     overrides: dict[str, Any] = {
         "targetJobs": [{"name": "node"}],
         "nodeSelector": dict(pool.node_selector),
         "volumes": [
-            {"name": "work", "persistentVolumeClaim": {"claimName": work_pvc}},
+            {"name": "work", "persistentVolumeClaim": {"claimName": cluster.work_pvc}},
             {"name": "dshm", "emptyDir": {"medium": "Memory"}},
         ],
         "containers": [
             {
                 "name": "node",
+                "env": env,
                 "volumeMounts": [
                     {"name": "work", "mountPath": work_root},
                     {"name": "dshm", "mountPath": "/dev/shm"},
@@ -139,7 +139,11 @@ def run_trainjob(manifest: dict[str, Any], poll_seconds: float = 30.0) -> None:
     api = client.CustomObjectsApi()
     group, version, plural = TRAINJOB_API
     namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-    api.create_namespaced_custom_object(group, version, namespace, plural, manifest)
+    try:
+        api.create_namespaced_custom_object(group, version, namespace, plural, manifest)
+    except client.ApiException as exc:
+        if exc.status != 409:  # 409: a retried task finds the job it created before: wait on it
+            raise
     while True:
         status = api.get_namespaced_custom_object(group, version, namespace, plural, name).get("status", {})
         conditions = {c["type"]: c for c in status.get("conditions", []) if c.get("status") == "True"}

@@ -28,8 +28,22 @@ def data_fingerprint(files: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in sorted(files):
         digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 24):
+                digest.update(chunk)
     return digest.hexdigest()
+
+
+def _onto_volume(work: Path, base_dir: str, files: list[Path]) -> tuple[str, list[Path]]:
+    """Copy the base model and the data onto the work volume, where a TrainJob's pods can read them."""
+    staged = work / "inputs"
+    shutil.copytree(base_dir, staged / "base", dirs_exist_ok=True)
+    copies = []
+    for i, path in enumerate(files):
+        copies.append(staged / "data" / f"{i:04d}-{path.name}")
+        copies[-1].parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, copies[-1])
+    return str(staged / "base"), copies
 
 
 def collect_corpus(
@@ -93,6 +107,10 @@ def sft(
     work = Path(work_root) / kfp_run_id / f"sft-{role}"
     multi_node = cfg.nodes > 1
     parent_run_id = tracking.parent_run_of(preset_json, kfp_run_id)
+    fingerprint, names = data_fingerprint(train), [f.name for f in train]
+    if multi_node:
+        base_dir, staged = _onto_volume(work, base_dir, [*train, *evals])
+        train, evals = staged[: len(train)], staged[len(train) :]
     with tracking.stage_run(parent_run_id, f"sft-{role}") as run:
         job = SFTJob(
             model_dir=base_dir,
@@ -111,7 +129,6 @@ def sft(
             job_file = work / "job.json"
             job_file.parent.mkdir(parents=True, exist_ok=True)
             job_file.write_text(job.to_json())
-            pool = preset.cluster.training_pool
             namespace = namespace or Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip()
             manifest = trainjob_manifest(
                 f"hala-sft-{role.replace('.', '-')}-{kfp_run_id[:8]}".lower(),
@@ -119,9 +136,7 @@ def sft(
                 image,
                 str(job_file),
                 cfg.nodes,
-                pool,
-                preset.cluster.work_pvc,
-                preset.cluster.work_root,
+                preset.cluster,
             )
             mlflow.log_dict(manifest, "sft/trainjob.json")
             run_trainjob(manifest)
@@ -131,8 +146,8 @@ def sft(
             result = asdict(run_job(job, work / "job.json"))
         data = result.pop("data")
         lineage = {
-            "data_fingerprint": data_fingerprint(train),
-            "train_files": [f.name for f in train],
+            "data_fingerprint": fingerprint,
+            "train_files": names,
             "examples_read": data["read"],
             "examples_kept": data["kept"],
         }
