@@ -54,8 +54,7 @@ def register_model(
     with tracking.stage_run(parent_run_id, f"register-{name}") as run:
         mlflow.log_artifacts(str(model_dir), ARTIFACT_PATH)
         mlflow.set_tags(tags)
-        uri = tracking.tracking_uri()
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client = tracking.registry_client()
         _ensure_registered(client, name, f"HALA {role} ({preset.name} preset), base {base_model}")
         version = client.create_model_version(
             name, source=f"runs:/{run.info.run_id}/{ARTIFACT_PATH}", run_id=run.info.run_id, tags=tags

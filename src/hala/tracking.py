@@ -35,6 +35,12 @@ def _client() -> MlflowClient:
     return MlflowClient()
 
 
+def registry_client() -> MlflowClient:
+    """A client whose tracking and registry stores are both :func:`tracking_uri` (model versions, tags)."""
+    uri = tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def git_commit() -> str:
     """The commit the code runs from: ``HALA_GIT_COMMIT`` (set in images) or ``git rev-parse``."""
     if os.environ.get("HALA_GIT_COMMIT"):

@@ -153,13 +153,6 @@ def translation_eval(
     return result
 
 
-def _version_client() -> Any:
-    from mlflow.tracking import MlflowClient
-
-    uri = tracking.tracking_uri()
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
 def benchmark_report(
     preset_json: str,
     kfp_run_id: str,
@@ -190,7 +183,7 @@ def benchmark_report(
     table = benchmark_table(scores, preset.eval.benchmarks)
     parent_run_id = tracking.parent_run_of(preset_json, kfp_run_id)
     with tracking.stage_run(parent_run_id, f"report-{role}"):
-        record_verdict(_version_client(), name, model_version, verdict)
+        record_verdict(tracking.registry_client(), name, model_version, verdict)
         paths = write_outputs(
             table, Path(out_dir), f"HALA {role}: Arabic benchmarks (accuracy, %)", chart=True
         )
@@ -214,7 +207,9 @@ def translation_report(
     verdict = translator_verdict(preset.eval.gates, float(results["translator"]["chrf"]))
     parent_run_id = tracking.parent_run_of(preset_json, kfp_run_id)
     with tracking.stage_run(parent_run_id, "report-translation"):
-        record_verdict(_version_client(), preset.translator.registered_name, translator_version, verdict)
+        record_verdict(
+            tracking.registry_client(), preset.translator.registered_name, translator_version, verdict
+        )
         paths = write_outputs(
             table, Path(out_dir), "Translator quality: MMLU EN->AR vs MMMLU (%)", chart=False
         )
@@ -248,6 +243,6 @@ def _outcome(table: Any, verdict: Any, paths: dict[str, Path], model: str) -> di
 
 def _tag_version_metrics(name: str, version: str, metrics: dict[str, float]) -> None:
     """Key metrics as model version tags (what `hala models` lists)."""
-    client = _version_client()
+    client = tracking.registry_client()
     for key, value in metrics.items():
         client.set_model_version_tag(name, version, key, f"{value:.2f}")
