@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 COMPILED := pipelines/compiled
 
-.PHONY: demo test lint compile bench clean check-images lock-images
+.PHONY: demo test test-fast lint compile bench clean check-images lock-images
 
 $(STAMP): pyproject.toml requirements/local.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,12 +21,18 @@ $(STAMP): pyproject.toml requirements/local.txt
 demo: $(STAMP)  ## run the whole pipeline locally on the tiny preset
 	$(BIN)/hala run --preset tiny
 
-test: $(STAMP)  ## run the test suite
-	$(BIN)/python -m pytest
+test: lint  ## the full suite: lint and types, then every test tier (what CI runs)
+	$(BIN)/python -m pytest --durations=15
 
-lint: $(STAMP)
-	$(BIN)/ruff check src components pipelines tests bench scripts
-	$(BIN)/ruff format --check src components pipelines tests bench scripts
+test-fast: $(STAMP)  ## the unit tier: no model trained, no server, no pipeline run
+	$(BIN)/python -m pytest -m unit -q --durations=10
+
+LINTED := src components pipelines tests bench scripts fixtures/eval
+
+lint: $(STAMP)  ## ruff (style, docstrings) and mypy (types)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 
 compile: $(STAMP)  ## recompile the committed cluster pipelines
 	for p in nano small paper; do $(BIN)/hala compile --preset $$p --output $(COMPILED)/$$p.yaml; done

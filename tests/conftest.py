@@ -30,3 +30,25 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from hala.tiny_models import build_tiny_models
 
     return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+_TIERS = ("component", "e2e", "server")
+# Fixtures that imply a tier wherever a test uses them (directly or through another fixture).
+_FIXTURE_TIERS = {"tiny_models": "component", "server": "server", "tiny_package": "component"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put every test in one tier: explicit marks win, then fixtures imply one, else ``unit``.
+
+    ``slow`` implies ``component`` (it trains a model or runs a stage for real) unless marked ``e2e``.
+    """
+    for item in items:
+        marked = {m.name for m in item.iter_markers()}
+        tiers = marked & set(_TIERS)
+        if not tiers:
+            implied = {_FIXTURE_TIERS[f] for f in getattr(item, "fixturenames", ()) if f in _FIXTURE_TIERS}
+            if "slow" in marked:
+                implied.add("component")
+            tiers = implied
+        for tier in tiers or {"unit"}:
+            item.add_marker(getattr(pytest.mark, tier))

@@ -76,11 +76,13 @@ def test_data_check_unknown_source(capsys: pytest.CaptureFixture[str]) -> None:
     assert "known sources" in capsys.readouterr().err
 
 
+@pytest.mark.component
 def test_compile_writes_yaml(tmp_path: Path) -> None:
     assert main(["compile", "--preset", "nano", "--output", str(tmp_path / "nano.yaml")]) == 0
     assert "hala-nano" in (tmp_path / "nano.yaml").read_text()
 
 
+@pytest.mark.component
 def test_tiny_models_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tiny-models", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "teacher" / "model.safetensors").exists()

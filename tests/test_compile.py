@@ -14,6 +14,9 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from hala.config import load_preset
 from hala_pipelines.compile import CLUSTER_PRESETS, COMPILED_DIR, compile_preset
 
+# Compiling a cluster pipeline takes seconds: the component tier.
+pytestmark = pytest.mark.component
+
 
 def _documents(path: Path) -> list[dict]:
     return list(yaml.safe_load_all(path.read_text()))

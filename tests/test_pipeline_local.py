@@ -17,7 +17,7 @@ from hala.config import load_preset
 from hala.sources import SOURCES
 from hala_pipelines.local import LocalRun, report_tables, run_local, source_counts
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 @pytest.fixture
