@@ -204,3 +204,81 @@ def test_required_env_follows_the_hub_and_the_artifact_store() -> None:
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
     ]
+
+
+def _trl_template(name: str) -> str:
+    from importlib import resources
+
+    return resources.files("trl").joinpath(f"chat_templates/{name}.jinja").read_text(encoding="utf-8")
+
+
+def test_sft_templates_trl_cannot_mask_fail_before_any_gpu(sqlite_uri: str, tmp_path: Path) -> None:
+    """LFM2's own template and a marked one pass; a template TRL does not match byte for byte fails."""
+
+    def hub_error() -> str:
+        raise OSError("401 Client Error: gated repo")
+
+    templates = {
+        "LiquidAI/LFM2-1.2B@main": lambda: _trl_template("lfm2"),
+        "LiquidAI/LFM2-1.2B@40f3da0": lambda: _trl_template("lfm2_v2"),
+        "org/marked@main": lambda: _trl_template("lfm2_training"),
+        # A Gemma-style template saved with one more newline: TRL matches exactly, so it is not recognised.
+        "QCRI/Fanar-1-9B-Instruct@main": lambda: _trl_template("gemma") + "\n",
+        "org/no-template@main": lambda: None,
+        "org/gated@main": hub_error,
+    }
+    with pytest.raises(PreflightError) as caught:
+        preflight(sqlite_uri, [], [tmp_path], check_registry=False, sft_templates=templates)
+    message = str(caught.value)
+    assert "3 problem(s)" in message
+    assert (
+        "SFT base model QCRI/Fanar-1-9B-Instruct@main: its chat template has no {% generation %}" in message
+    )
+    assert "pin the model's `revision` in the preset" in message
+    assert "org/no-template@main ships no chat template" in message
+    assert "org/gated@main could not be read: 401 Client Error" in message
+    assert "LiquidAI" not in message and "org/marked" not in message
+
+    passed = preflight(
+        sqlite_uri,
+        [],
+        [tmp_path],
+        check_registry=False,
+        sft_templates={k: templates[k] for k in list(templates)[:3]},
+    )
+    assert (
+        "SFT base model LiquidAI/LFM2-1.2B@main: assistant tokens masked through TRL's lfm2_training.jinja"
+        in passed
+    )
+    assert (
+        "SFT base model org/marked@main: assistant tokens masked through its own {% generation %} markers"
+        in passed
+    )
+
+
+def test_preflight_stage_checks_every_non_tiny_sft_bases_template(
+    sqlite_uri: str, tmp_path: Path, monkeypatch
+) -> None:
+    """The pipeline's first stage asks the hub for each SFT base's template (and only those)."""
+    from hala import preflight as preflight_module
+    from hala import stages
+    from hala.config import load_preset
+
+    preset = load_preset("tiny")
+    fanar = preset.students[next(iter(preset.students))].base.model_copy(
+        update={"id": "QCRI/Fanar-1-9B-Instruct", "revision": "main"}
+    )
+    student = preset.students[next(iter(preset.students))].model_copy(update={"base": fanar})
+    preset = preset.model_copy(update={"students": {"9b": student}})
+    asked: list[tuple[str, str]] = []
+
+    def fake_hub(model_id: str, revision: str) -> str:
+        asked.append((model_id, revision))
+        return _trl_template("gemma") + "\n"
+
+    monkeypatch.setattr(preflight_module, "hub_chat_template", fake_hub)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri)
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    with pytest.raises(PreflightError, match=r"SFT base model QCRI/Fanar-1-9B-Instruct@main"):
+        stages.preflight(preset.to_json(), str(tmp_path))
+    assert asked == [("QCRI/Fanar-1-9B-Instruct", "main")]

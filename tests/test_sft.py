@@ -14,7 +14,7 @@ import pytest
 
 from hala.config import TrainingConfig, load_preset
 from hala.errors import HalaError
-from hala.training.data import check_examples
+from hala.training.data import check_examples, training_chat_template
 from hala.training.launch import needs_launcher, torchrun_command, trainjob_manifest
 from hala.training.sft import SFTJob, gradient_accumulation, last_checkpoint, sft_config
 
@@ -99,6 +99,64 @@ def test_loss_only_on_assistant_tokens(
     if packing:  # padding-free: several examples share one row, boundaries passed as position ids
         assert "position_ids" in batch
         assert int((batch["position_ids"][0] == 0).sum()) == 4
+
+
+def test_recognised_template_hashes_are_the_installed_trls() -> None:
+    """Preflight's TRL-free list matches what the installed TRL's get_training_chat_template swaps."""
+    import hashlib
+    from importlib import resources
+
+    from hala.training.data import TRL_RECOGNISED_TEMPLATES
+
+    folder = resources.files("trl").joinpath("chat_templates")
+    names = {p.name.removesuffix(".jinja") for p in folder.iterdir() if p.name.endswith(".jinja")}
+    swapped = {n for n in names if not n.endswith("_training") and f"{n}_training" in names}
+    digests = {hashlib.sha256(folder.joinpath(f"{n}.jinja").read_bytes()).hexdigest(): n for n in swapped}
+    assert digests == TRL_RECOGNISED_TEMPLATES
+
+
+@pytest.mark.parametrize("template", ["lfm2", "lfm2_v2"])
+def test_trl_swaps_in_its_training_template_for_lfm2(
+    tiny_models: dict[str, Path], train_file: Path, tmp_path: Path, template: str
+) -> None:
+    """Both LFM2 revisions LiquidAI/LFM2-1.2B has shipped go through TRL's own swap, end-of-turn trained."""
+    import shutil
+    from importlib import resources
+
+    from trl.chat_template_utils import get_training_chat_template
+
+    folder = resources.files("trl").joinpath("chat_templates")
+    model = tmp_path / "student"
+    shutil.copytree(tiny_models["student"], model)
+    (model / "chat_template.jinja").write_text(
+        folder.joinpath(f"{template}.jinja").read_text("utf-8"), "utf-8"
+    )
+    job = _job({"student": model}, train_file, tmp_path)
+    trainer = _trainer(job)
+    training = folder.joinpath(f"{template}_training.jinja").read_text(encoding="utf-8")
+    assert trainer.chat_template == training  # type: ignore[attr-defined]
+    assert get_training_chat_template(trainer.processing_class) == training  # type: ignore[attr-defined]
+    batch = next(iter(trainer.get_train_dataloader()))  # type: ignore[attr-defined]
+    tokenizer = trainer.processing_class  # type: ignore[attr-defined]
+    trained = tokenizer.decode(batch["input_ids"][0][batch["labels"][0] != -100])
+    assert "صباح الخير رقم 0<|im_end|>" in trained and "good morning" not in trained
+
+
+def test_a_template_trl_cannot_mask_stops_before_training(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["student"])
+    assert training_chat_template(tokenizer, "tiny:student") is not None
+    tokenizer.chat_template += "\n"  # not byte-identical to TRL's copy any more
+    with pytest.raises(
+        HalaError, match=r"QCRI/Fanar-1-9B-Instruct: its chat template has no \{% generation %\}"
+    ):
+        training_chat_template(tokenizer, "QCRI/Fanar-1-9B-Instruct")
+    tokenizer.chat_template = None
+    with pytest.raises(HalaError, match="no chat template"):
+        training_chat_template(tokenizer, "m")
 
 
 def test_effective_batch_needs_whole_accumulation() -> None:

@@ -1,6 +1,6 @@
 """Preflight: the pipeline's first stage checks what later stages need, before any GPU is requested.
 
-Four checks, all run, every failure collected into one :class:`PreflightError` whose message names each
+Five checks, all run, every failure collected into one :class:`PreflightError` whose message names each
 missing thing and how to fix it (which Secret, which manifest, which command):
 
 1. the MLflow tracking server answers (``GET <uri>/health`` for http(s) URIs, then an authenticated API
@@ -9,7 +9,10 @@ missing thing and how to fix it (which Secret, which manifest, which command):
    tagged and deleted (a basic-auth user may create models and owns the ones it creates);
 3. the required environment variables (the Secrets a task reads) are set and not empty; values are
    never printed;
-4. every output folder can be created and written (a file is written and removed).
+4. every output folder can be created and written (a file is written and removed);
+5. every SFT base model's chat template can be masked for assistant-only loss: it has ``{% generation %}``
+   markers or is one TRL swaps for a marked training copy (:func:`check_sft_chat_template`; only the
+   template file is downloaded), so a model TRL cannot mask fails here and not on the GPU nodes.
 """
 
 from __future__ import annotations
@@ -195,6 +198,58 @@ def check_registry_writable(tracking_uri: str, timeout_s: float) -> str:
     return f"model registry at {tracking_uri} writable (created and deleted {name})"
 
 
+def hub_chat_template(model_id: str, revision: str) -> str | None:
+    """The chat template a hub model ships, found as transformers finds it (and TRL's template checker).
+
+    ``chat_template.jinja`` first, then the ``chat_template`` of ``tokenizer_config.json`` (for named
+    variants, the ``default`` one); only those small files are downloaded.
+    """
+    import json
+
+    from huggingface_hub import HfApi, hf_hub_download
+
+    files = HfApi().list_repo_files(model_id, revision=revision)
+    if "chat_template.jinja" in files:
+        path = hf_hub_download(model_id, "chat_template.jinja", revision=revision)
+        return Path(path).read_text(encoding="utf-8")
+    if "tokenizer_config.json" in files:
+        path = hf_hub_download(model_id, "tokenizer_config.json", revision=revision)
+        template = json.loads(Path(path).read_text(encoding="utf-8")).get("chat_template")
+        if isinstance(template, list):
+            template = {variant["name"]: variant["template"] for variant in template}.get("default")
+        return template if isinstance(template, str) else None
+    return None
+
+
+def check_sft_chat_template(model: str, fetch_template: Callable[[], str | None]) -> str:
+    """An SFT base model's chat template can be masked for assistant-only loss (as TRL's SFTTrainer will)."""
+    from hala.training.data import assistant_mask_source
+
+    try:
+        template = fetch_template()
+    except Exception as error:  # hub errors: missing repo or revision, gated model, no token
+        raise CheckFailed(
+            f"chat template of SFT base model {model} could not be read: {_first_line(error)}",
+            "check the model id and revision in the preset and that HF_TOKEN grants access",
+        ) from error
+    if not template:
+        raise CheckFailed(
+            f"SFT base model {model} ships no chat template, so assistant-only loss has nothing to mask",
+            "use an instruct/chat revision of the model that ships one",
+        )
+    source = assistant_mask_source(template)
+    if source is None:
+        raise CheckFailed(
+            f"SFT base model {model}: its chat template has no {{% generation %}} markers and is not one "
+            "TRL recognises (TRL matches templates byte for byte against trl/chat_templates/*.jinja), so "
+            "SFT with assistant-only loss would stop on the GPU nodes",
+            "pin the model's `revision` in the preset to a revision whose chat template wraps each "
+            "assistant turn, its end-of-turn token included, in {% generation %}...{% endgeneration %}, "
+            "or use a base model whose template TRL recognises",
+        )
+    return f"SFT base model {model}: assistant tokens masked through {source}"
+
+
 def _first_line(error: Exception) -> str:
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0][:300]
@@ -206,6 +261,7 @@ def preflight(
     output_dirs: Sequence[str | Path],
     check_registry: bool = True,
     timeout_s: float = 30,
+    sft_templates: Mapping[str, Callable[[], str | None]] | None = None,
 ) -> list[str]:
     """Run every check and return what passed; raise one :class:`PreflightError` listing every failure.
 
@@ -213,6 +269,7 @@ def preflight(
     """
     checks: list[Callable[[], str]] = [functools.partial(check_env, required_env)]
     checks += [functools.partial(check_output_dir, path) for path in output_dirs]
+    checks += [functools.partial(check_sft_chat_template, m, f) for m, f in (sft_templates or {}).items()]
     passed: list[str] = []
     failures: list[str] = []
     for check in checks:

@@ -6,6 +6,7 @@ runs in a cluster container, under the local runner and in a unit test.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -34,8 +35,8 @@ def preflight(preset_json: str, work_root: str) -> list[str]:
     Raises one error listing every missing piece and how to fix it; returns the checks that passed.
     """
     from hala.models import TINY_PREFIX
+    from hala.preflight import hub_chat_template, required_env_for
     from hala.preflight import preflight as run_checks
-    from hala.preflight import required_env_for
 
     preset = parse_preset(preset_json)
     models = [preset.teacher.model, preset.judge.model, preset.translator.base]
@@ -47,7 +48,15 @@ def preflight(preset_json: str, work_root: str) -> list[str]:
     )
     uri = tracking.tracking_uri()
     required = required_env_for(reads_hub=reads_hub, tracking_auth=uri.startswith(("http://", "https://")))
-    return run_checks(uri, required, [work_root])
+    # Every SFT base's chat template must be one TRL can mask for assistant-only loss: fail here, before
+    # any GPU is requested (tiny models carry LFM2's own template, checked by the tests).
+    sft_bases = [preset.translator.base] + [s.base for s in preset.students.values()]
+    sft_templates = {
+        f"{m.id}@{m.revision}": functools.partial(hub_chat_template, m.id, m.revision)
+        for m in sft_bases
+        if not m.id.startswith(TINY_PREFIX)
+    }
+    return run_checks(uri, required, [work_root], sft_templates=sft_templates)
 
 
 def start(

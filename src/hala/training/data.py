@@ -8,6 +8,8 @@ assistant token would survive truncation. Read = kept + rejected.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,53 @@ import pyarrow.parquet as pq
 from hala.errors import HalaError
 
 ROLES = frozenset({"system", "user", "assistant"})
+
+# sha256 of each chat template TRL 1.16 swaps for a training copy (``trl/chat_templates/<name>.jinja``
+# beside ``<name>_training.jinja``; ``get_training_chat_template`` matches them byte for byte). Kept here so
+# preflight, which runs in the data image without TRL, can tell before any GPU is requested whether SFT
+# will be able to mask a model's template; tests/test_sft.py holds it to the installed TRL.
+TRL_RECOGNISED_TEMPLATES: dict[str, str] = {
+    "90c33aee14aa2a226127516d48ee9184c9b90745d4a04c484621ec2e82fb712c": "cohere",
+    "2147c474f41b522b7296f74692b9f31e45f49a31465960576a9d321339c5915a": "cohere2",
+    "56a1447ad31926fdc21fb07e56e5642bd9c850c4f52d8c8af7bbe5f079a84f5f": "deepseek_r1_distill",
+    "563b1ce7d61d50a9b4c7439a912a1116f095b712df5b5e4d3e1116049874eb64": "deepseekv3",
+    "9aeb7eac68ad87bba7567e9d4597ff203e5609f1b427d9e823437d0142cc61bf": "diffusion_gemma",
+    "ecd6ae513fe103f0eb62e8ab5bfa8d0fe45c1074fa398b089c93a7e70c15cfd6": "gemma",
+    "7de1c58e208eda46e9c7f86397df37ec49883aeece39fb961e0a6b24088dd3c4": "gemma3",
+    "44f815868bf02fa458dd2f741a338046f4bf45f398eb6d067766726b9d96cce3": "glm4moe",
+    "a4c9919cbbd4acdd51ccffe22da049264b1b73e59055fa58811a99efbd7c8146": "gptoss",
+    "0d7e56ca41705b79932de707b22bc855c3cfcefae62f1ac5e458560654883d2e": "idefics3",
+    "cef187400d62a59507aab3a642ea9a8d2a2ef263562bc3430560e116945273cf": "lfm2",
+    "5504d163d879bfb6fd4135b7fa3d56768b2e69dd718338f7b146750289f46ab0": "lfm2_v2",
+    "ba03a121d097859c7b5b9cd03af99aafe95275210d2876f642ad9929a150f122": "llama3",
+    "2c17243a977fd0643fb549a509a8e2684f45517df0f9f608d5893b719f16569f": "llava_next",
+    "cfc67e5f349f37690dfd31ed1f18bc4442a9dd32fe39a648f993cb4eb3cae678": "muse_glimmer",
+    "58933db77d3099b4f78c55a38347a72e1ea05b97d6bd8f38775303dc0194e0a9": "nemotron_3_5_lightning",
+    "ab7813c3abdd9cb655905a410728b26c7884eca45ddfab8d9f931553485a7862": "nemotron_3_nano",
+    "575fb74f54ed264df9047d0ecce3c98938aae953fb4f50356675706264cbb68a": "nemotron_3_super",
+    "82753bef5cedc4932c1ed509b5c9a12be680fd86d1adb65bc3f7398d11c8eebc": "nemotron_3_ultra",
+    "dcaee66df77bfbb789ec541fe713218da30225a526f1db97138fc39ee6dc56aa": "phi3",
+    "78d976a442bcde2f0be15aafbb8e3050e1104f86732266f68403251b89982a90": "phi3_5",
+    "cd8e9439f0570856fd70470bf8889ebd8b5d1107207f67a5efb46e342330527f": "qwen2_5",
+    "a0bc6f6fc7a29a80017a433e8f03a1cc1236e838a944a2d034295a60c4f2fddb": "qwen2_5_vl",
+    "a55ee1b1660128b7098723e0abcd92caa0788061051c62d51cbe87d9cf1974d8": "qwen3",
+    "273d8e0e683b885071fb17e08d71e5f2a5ddfb5309756181681de4f5a1822d80": "qwen3_5_nothink",
+    "a4aee8afcf2e0711942cf848899be66016f8d14a889ff9ede07bca099c28f715": "qwen3_5_think",
+    "e84f32a23fdda27689f868aa4a1a5621f41133e51a48d7f3efcbea2839574259": "qwen3_6",
+    "c3cf9e34abf4f9e36c2d72165aa9c132d3e2a725b6c2586aaa3a8af9d7a81041": "qwen3_8",
+    "64f85b198065d0fba2a81f37e10ed68161ce2c19a754c7100e67e0ca2ee9c326": "qwen3_instruct_2507",
+    "3636d0f0bd6bef02654cdffdc447b79cb2cef8ab02cc75267345946291a489e4": "qwen3_vl",
+    "830005085ddd94cec605b6e21b885b28ffad6e3f82ee6a212c523533e8f04f01": "smolvlm",
+}
+GENERATION_MARKER = re.compile(r"\{%-?\s*generation\s*-?%\}")  # TRL's has_generation_markers pattern
+
+
+def assistant_mask_source(template: str) -> str | None:
+    """How assistant-only loss will mask ``template`` (TRL-free): its own markers, a TRL copy, or None."""
+    if GENERATION_MARKER.search(template):
+        return "its own {% generation %} markers"
+    name = TRL_RECOGNISED_TEMPLATES.get(hashlib.sha256(template.encode("utf-8")).hexdigest())
+    return f"TRL's {name}_training.jinja" if name else None
 
 
 @dataclass
@@ -74,9 +123,43 @@ def _problem(messages: list[dict[str, str]] | None) -> str | None:
     return None
 
 
+def training_chat_template(tokenizer: Any, model: str) -> str | None:
+    """The template assistant-only loss masks with, found the way TRL's ``SFTTrainer`` finds it.
+
+    None when the model's own template has ``{% generation %}`` markers; TRL's training copy when TRL
+    recognises the template (an exact match against ``trl/chat_templates/*.jinja``: LFM2 gets
+    ``lfm2_training.jinja``). Any other template would stop ``SFTTrainer`` with a ValueError after the
+    GPUs are allocated; this raises a :class:`HalaError` naming ``model`` and the fix instead.
+    """
+    import trl
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    template = tokenizer.chat_template
+    if not template:
+        raise HalaError(
+            f"{model}: the tokenizer has no chat template, so SFT cannot tell assistant tokens apart; "
+            "use an instruct/chat model or a revision that ships one"
+        )
+    if has_generation_markers(template):
+        return None
+    try:
+        return get_training_chat_template(tokenizer)
+    except ValueError as exc:
+        raise HalaError(
+            f"{model}: its chat template has no {{% generation %}} markers and is not one TRL "
+            f"{trl.__version__} recognises (TRL matches templates byte for byte against "
+            "trl/chat_templates/*.jinja), so assistant-only loss cannot mask it. Fix: pin the base model's "
+            "`revision` in the preset to a revision whose chat template wraps each assistant turn, its "
+            "end-of-turn token included, in {% generation %}...{% endgeneration %}, or use a base model "
+            "TRL recognises"
+        ) from exc
+
+
 def _prompt_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
     """Tokens before the first assistant answer (the part that never carries loss)."""
     first = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    if first == 0:  # nothing before the answer (LFM2's template reads messages[0], so render none)
+        return 0
     ids = tokenizer.apply_chat_template(
         messages[:first], tokenize=True, add_generation_prompt=True, return_dict=True
     )["input_ids"]

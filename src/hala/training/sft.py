@@ -1,7 +1,10 @@
 """One SFT function (TRL) for the translator and every student size, on CPU or on 8 GPUs with ZeRO.
 
-* Loss only on assistant tokens, through the model's own chat template (its ``{% generation %}``
-  markers; TRL swaps in a marked copy of known templates).
+* Loss only on assistant tokens, through TRL's own template handling: a template with
+  ``{% generation %}`` markers is used as it is, a template TRL recognises (LFM2's, byte for byte) is
+  swapped for TRL's marked training copy (``lfm2_training.jinja``), and any other template stops the
+  run before training with an error naming the model (:func:`hala.training.data.training_chat_template`).
+  The saved model keeps its own template.
 * Packing: best-fit decreasing, padding-free (TRL passes position ids and sequence boundaries, so
   attention and LFM2's short convolutions stay inside each example).
 * Resume: checkpoints every ``save_steps`` into ``checkpoint_dir`` (on the cluster, the work volume);
@@ -21,7 +24,13 @@ from typing import Any
 
 from hala.config import TrainingConfig
 from hala.errors import HalaError
-from hala.training.data import SFTDataCounts, check_examples, read_messages, to_table
+from hala.training.data import (
+    SFTDataCounts,
+    check_examples,
+    read_messages,
+    to_table,
+    training_chat_template,
+)
 
 DS_CONFIGS = Path(__file__).parent / "ds_configs"
 
@@ -153,6 +162,7 @@ def train_sft(job: SFTJob) -> SFTResult:
     cfg = job.config
     ranks = world_size()
     tokenizer = AutoTokenizer.from_pretrained(job.model_dir)
+    training_chat_template(tokenizer, job.model_dir)  # fails here, not inside SFTTrainer
     train_set, counts = _dataset(job.train_files, tokenizer, cfg.max_length)
     eval_set = _dataset(job.eval_files, tokenizer, cfg.max_length)[0] if job.eval_files else None
     args = sft_config(job, ranks)
