@@ -276,3 +276,65 @@ def test_verdict_counts() -> None:
 
 def test_verdict_counts_empty() -> None:
     assert verdict_counts([]) == {"accept": 0.0, "reject": 0.0, "unreadable": 0.0, "acceptance_rate": 0.0}
+
+
+# --- the verdict is the label greedy decoding would emit ------------------------------------------
+
+PAPER_PAIRS = [
+    ("Hello world.", "مرحبا بالعالم."),
+    ("The cat sat on the mat.", "جلس القط على الحصيرة."),
+    ("Good morning, how are you today?", "صباح الخير، كيف حالك اليوم؟"),
+    ("Water boils at one hundred degrees.", "يغلي الماء عند مئة درجة."),
+    ("I like reading books.", "أحب قراءة الكتب."),
+    ("The train leaves at noon.", "يغادر القطار عند الظهر."),
+]
+
+
+def _taught_judge(tiny_models: dict[str, Path], prompt: str) -> TransformersJudge:
+    """The tiny judge, taught a few steps to answer a label, so that greedy decoding emits labels."""
+    import torch
+
+    judge = TransformersJudge(tiny_models["judge"], JudgeSettings(prompt=prompt, min_label_mass=0.0))
+    torch.manual_seed(0)
+    optimiser = torch.optim.Adam(judge.model.parameters(), lr=3e-3)
+    targets = [LABELS[i % 2] for i in range(len(PAPER_PAIRS))]
+    judge.model.train()
+    for _ in range(40):
+        for (en, ar), label in zip(PAPER_PAIRS, targets, strict=True):
+            prompt_ids = judge.prompt_ids(en, ar)
+            label_ids = judge.label_ids[LABELS.index(label)]
+            ids = torch.tensor([prompt_ids + label_ids])
+            labels = torch.tensor([[-100] * len(prompt_ids) + label_ids])
+            loss = judge.model(input_ids=ids, labels=labels).loss
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    judge.model.eval()
+    return judge
+
+
+def test_logprob_verdict_equals_greedy_generation_of_the_paper_prompt(tiny_models: dict[str, Path]) -> None:
+    """Report 2.3: the judge emits accept/reject; our verdict is the label greedy decoding emits."""
+    import torch
+
+    from hala.config import load_preset
+
+    prompt = load_preset("paper").judge.prompt
+    judge = _taught_judge(tiny_models, prompt)
+    verdicts = judge.judge(PAPER_PAIRS)
+    compared = []
+    for (en, ar), judgement in zip(PAPER_PAIRS, verdicts, strict=True):
+        ids = torch.tensor([judge.prompt_ids(en, ar)])
+        longest = max(len(label) for label in judge.label_ids)
+        with torch.no_grad():
+            out = judge.model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=longest, do_sample=False
+            )
+        new = out[0, ids.shape[1] :].tolist()
+        pairs = zip(LABELS, judge.label_ids, strict=True)
+        emitted = [label for label, label_ids in pairs if new[: len(label_ids)] == label_ids]
+        if emitted:
+            compared.append(judgement.verdict)
+            assert judgement.verdict == emitted[0], (en, judgement, judge.tokenizer.decode(new))
+    # The comparison must have happened for both labels, or the test proves nothing.
+    assert set(compared) == set(LABELS), compared

@@ -5,6 +5,13 @@ continuations of the judge prompt (the sum of the label tokens' log-probabilitie
 the higher one wins. A pair is ``unreadable`` when the prompt does not fit the model's context or when
 the two labels together hold less than ``min_label_mass`` of the probability of the first label token
 (the model is not answering the question); unreadable pairs are counted and not accepted.
+
+Why this is the report's protocol: the report prompts the judge "to emit a binary verdict (accept/
+reject)" and keeps the pairs marked accept (section 2.3). Under greedy decoding the model emits the label
+whose tokens are more likely; comparing the two labels' log-probabilities reads that same verdict
+without sampling text that could drift into anything else ("Accept.", an explanation), and it says when
+the model is not answering at all (``unreadable``). ``tests/test_judge.py`` checks on the tiny judge
+that the verdict equals greedy generation wherever generation emits one of the labels.
 """
 
 from __future__ import annotations
