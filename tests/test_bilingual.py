@@ -212,3 +212,44 @@ def test_teacher_and_opus_pairs_combine() -> None:
     assert counts.pairs_in == 3
     assert counts.dropped == {"duplicate_pair": 1}
     assert Counter(train.column("origin").to_pylist()) == {"openorca.instr": 2, "opus100": 2}
+
+
+def test_paper_trains_en_to_ar_only_one_example_per_pair_as_the_report_counts() -> None:
+    """Report 2.4: 405K x 2 (question, response) + ~440K OPUS = ~1.26M examples "for E->A"."""
+    from hala.config import load_preset
+
+    translator = load_preset("paper").translator
+    assert translator.directions == ["en-ar"]
+    teacher = pa.Table.from_pylist(
+        [
+            {"id": f"t{i}", "instr_en": f"Question {i}?", "instr_ar": f"سؤال {i}؟"}
+            | {"resp_en": f"Answer {i}.", "resp_ar": f"جواب {i}."}
+            for i in range(5)
+        ]
+    )
+    pairs = [*teacher_pairs(teacher), *_synthetic(7)]
+    train, _, counts = build_examples(
+        iter(pairs), translator.prompt_en_ar, translator.prompt_ar_en, 0.0, translator.directions
+    )
+    # 5 rows x 2 (question and response) + 7 OPUS pairs, each once, English to Arabic.
+    assert train.num_rows == 5 * 2 + 7 == counts.train_examples
+    assert set(train.column("direction").to_pylist()) == {"en-ar"}
+    both, _, _ = build_examples(iter(pairs), EN_AR, AR_EN, 0.0, ["en-ar", "ar-en"])
+    assert both.num_rows == 2 * train.num_rows
+
+
+def test_directions_are_validated() -> None:
+    with pytest.raises(ValueError, match="prompt_ar_en"):
+        build_examples(iter(_synthetic(1)), EN_AR, None, 0.0, ["ar-en"])
+    with pytest.raises(ValueError, match="subset"):
+        build_examples(iter(_synthetic(1)), EN_AR, AR_EN, 0.0, ["en-fr"])
+
+
+def test_a_preset_asking_for_ar_en_without_its_prompt_fails_at_load(tmp_path) -> None:
+    from hala.config import PresetError, load_preset, resolve_preset_path
+
+    path = tmp_path / "x.yaml"
+    override = "translator:\n  directions: [en-ar, ar-en]\n  prompt_ar_en: null\n"
+    path.write_text(f"extends: {resolve_preset_path('tiny')}\n{override}")
+    with pytest.raises(PresetError, match="prompt_ar_en"):
+        load_preset(path)

@@ -1,15 +1,17 @@
 """The translator's training set: teacher-translated OpenOrca pairs plus judge-accepted OPUS pairs.
 
 Each English-Arabic pair (an OpenOrca question, an OpenOrca response, an accepted OPUS sentence
-pair) becomes two chat examples, English to Arabic and Arabic to English, with the translator
-prompts. Pairs are deduplicated on whitespace-normalised text; a pair and both its directions land
-in the same split (train or held-out, by a stable hash), so nothing leaks between them.
+pair) becomes one chat example per direction of ``translator.directions``: English to Arabic (the
+report's, section 2.4: "405K x 2 = 810K" OpenOrca questions and responses + ~440K OPUS pairs = ~1.26M
+examples "for E->A"), and optionally Arabic to English. Pairs are deduplicated on whitespace-normalised
+text; a pair and all its directions land in the same split (train or held-out, by a stable hash), so
+nothing leaks between them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,10 +64,24 @@ def _normal(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+DIRECTIONS = ("en-ar", "ar-en")
+
+
 def build_examples(
-    pairs: Iterator[tuple[str, str, str]], prompt_en_ar: str, prompt_ar_en: str, heldout_fraction: float
+    pairs: Iterator[tuple[str, str, str]],
+    prompt_en_ar: str,
+    prompt_ar_en: str | None,
+    heldout_fraction: float,
+    directions: Sequence[str] = DIRECTIONS,
 ) -> tuple[pa.Table, pa.Table, BilingualCounts]:
-    """Deduplicate pairs and expand each into two directed chat examples; returns train, held-out, counts."""
+    """Deduplicate pairs and expand each into one chat example per direction; train, held-out, counts."""
+    unknown = sorted(set(directions) - set(DIRECTIONS))
+    if unknown or not directions:
+        raise ValueError(
+            f"translator directions must be a non-empty subset of {DIRECTIONS}; got {directions}"
+        )
+    if "ar-en" in directions and not prompt_ar_en:
+        raise ValueError("the ar-en direction needs translator.prompt_ar_en")
     counts = BilingualCounts()
     seen: set[str] = set()
     rows: list[dict[str, object]] = []
@@ -82,8 +98,10 @@ def build_examples(
         seen.add(pair_id)
         for direction, prompt, source, target in (
             ("en-ar", prompt_en_ar, en, ar),
-            ("ar-en", prompt_ar_en, ar, en),
+            ("ar-en", prompt_ar_en or "", ar, en),
         ):
+            if direction not in directions:
+                continue
             messages = [
                 {"role": "user", "content": prompt.format(x=source.strip())},
                 {"role": "assistant", "content": target.strip()},

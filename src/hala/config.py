@@ -166,11 +166,25 @@ class TranslatorConfig(_Strict):
     """Stage 4: the lightweight translator fine-tuned on the bilingual set."""
 
     base: ModelRef
+    directions: list[Literal["en-ar", "ar-en"]] = Field(
+        min_length=1,
+        description="the training examples' directions; each pair gives one example per direction",
+    )
     prompt_en_ar: str
-    prompt_ar_en: str
+    prompt_ar_en: str | None = None
     heldout_fraction: float = Field(ge=0.0, lt=1.0)
     registered_name: str = Field(pattern=_REGISTERED_NAME)
     training: TrainingConfig
+
+    @model_validator(mode="after")
+    def _directions_have_prompts(self) -> TranslatorConfig:
+        if len(set(self.directions)) != len(self.directions):
+            raise ValueError(f"field 'directions' repeats a direction: {self.directions}; list each once")
+        if "ar-en" in self.directions and not self.prompt_ar_en:
+            raise ValueError(
+                "direction 'ar-en' needs 'prompt_ar_en' (with {x}); add it or drop the direction"
+            )
+        return self
 
 
 class StudentConfig(_Strict):

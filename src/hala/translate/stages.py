@@ -306,7 +306,7 @@ def bilingual_set(
     judged_dirs: Sequence[str],
     out_dir: str,
 ) -> dict[str, Any]:
-    """Stage 4 data: the translator's chat examples, both directions, deduplicated, with a held-out split."""
+    """Stage 4 data: the translator's chat examples per direction, deduplicated, with a held-out split."""
     from hala.bilingual import build_examples, opus_pairs, teacher_pairs
 
     preset = Preset.model_validate_json(preset_json)
@@ -318,6 +318,7 @@ def bilingual_set(
             preset.translator.prompt_en_ar,
             preset.translator.prompt_ar_en,
             preset.translator.heldout_fraction,
+            preset.translator.directions,
         )
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
