@@ -122,7 +122,7 @@ def test_tulu_unknown_subset_is_counted_not_kept() -> None:
     assert normalise_table(SOURCES["tulu3"], table).quarantined_by_reason() == {"unknown_subset": 1}
 
 
-def test_mmlu_and_mmmlu_align_by_subject_and_index() -> None:
+def test_mmlu_and_mmmlu_align_by_subject_and_position_in_the_subject() -> None:
     en = normalise_table(
         SOURCES["mmlu"], read_source(SOURCES["mmlu"], str(FIXTURES / "mmlu"))
     ).kept.to_pylist()
@@ -133,11 +133,13 @@ def test_mmlu_and_mmmlu_align_by_subject_and_index() -> None:
     for e, a in zip(en, ar, strict=True):
         e_meta, a_meta = json.loads(e["meta"]), json.loads(a["meta"])
         assert e["id"] == f"mmlu:test:{e_meta['index']}" and a["id"] == f"mmmlu:{a_meta['index']}"
-        assert (e_meta["subject"], e_meta["index"], e_meta["answer"]) == (
+        assert (e_meta["subject"], e_meta["subject_position"], e_meta["answer"]) == (
             a_meta["subject"],
-            a_meta["index"],
+            a_meta["subject_position"],
             a_meta["answer"],
         )
+        # The fixture's first column is the position within the subject, as in the real file.
+        assert a_meta["source_index"] == a_meta["subject_position"]
         assert len(a_meta["choices"]) == 4
 
 

@@ -133,7 +133,7 @@ def _normalise_in_parts(spec: SourceSpec, table: pa.Table) -> Normalised:
     copy) and each slice's quarantine codes are renumbered into one label list.
     """
     workers = os.cpu_count() or 1
-    if workers == 1 or table.num_rows < PARALLEL_MIN_ROWS:
+    if workers == 1 or table.num_rows < PARALLEL_MIN_ROWS or spec.whole_table:
         return spec.normalise(table)
     step = -(-table.num_rows // workers)
     slices = [table.slice(start, step) for start in range(0, table.num_rows, step)]

@@ -46,6 +46,7 @@ class McqItem:
     subject: str
     question: str
     choices: tuple[str, ...]
+    subject_position: int  # the item's position among its subject's items in the source file
 
     def text(self) -> str:
         """The text translated and scored: the question, then each choice on its own line."""
@@ -77,7 +78,15 @@ def items_from_records(records: pa.Table | Iterable[Mapping[str, Any]]) -> list[
     for row in rows:
         meta = json.loads(row["meta"]) if isinstance(row["meta"], str) else row["meta"]
         question = next(m["content"] for m in row["messages"] if m["role"] == "user")
-        items.append(McqItem(int(meta["index"]), str(meta["subject"]), question, tuple(meta["choices"])))
+        items.append(
+            McqItem(
+                int(meta["index"]),
+                str(meta["subject"]),
+                question,
+                tuple(meta["choices"]),
+                int(meta["subject_position"]),
+            )
+        )
     items.sort(key=lambda item: item.index)
     for before, after in pairwise(items):
         if before.index == after.index:
@@ -107,20 +116,21 @@ def sample_questions(
 
 
 def align(samples: Sequence[McqItem], mmmlu_records: pa.Table | Iterable[Mapping[str, Any]]) -> Alignment:
-    """Pair each sampled MMLU item with the MMMLU item of the same index and subject.
+    """Pair each sampled MMLU item with the MMMLU item of the same subject and position in the subject.
 
-    Left out (counted, never an error): ``no_arabic_item`` (no MMMLU item with that index, e.g.
-    quarantined at preparation), ``subject_mismatch`` and ``choice_count_mismatch``. An error when
-    no item aligns at all.
+    MMMLU's unnamed index column restarts for every subject (``hala.sources.mmmlu``), so the key is
+    (subject, position among that subject's rows), which is right whether that column is per subject or
+    global and whatever order the subjects come in; the subject of every pair is the same by
+    construction. Left out (counted, never an error): ``no_arabic_item`` (no MMMLU item at that
+    subject and position, e.g. quarantined at preparation) and ``choice_count_mismatch``. An error
+    when no item aligns at all.
     """
-    arabic = {item.index: item for item in items_from_records(mmmlu_records)}
+    arabic = {(item.subject, item.subject_position): item for item in items_from_records(mmmlu_records)}
     result = Alignment(pairs=[], indices=[])
     for item in samples:
-        ar = arabic.get(item.index)
+        ar = arabic.get((item.subject, item.subject_position))
         if ar is None:
             reason = "no_arabic_item"
-        elif ar.subject != item.subject:
-            reason = "subject_mismatch"
         elif len(ar.choices) != len(item.choices):
             reason = "choice_count_mismatch"
         else:

@@ -75,3 +75,5 @@ class SourceSpec:
     normalise: Callable[[pa.Table], Normalised]
     rules: str = ""
     extensions: tuple[str, ...] = ("parquet", "jsonl", "json", "csv")
+    # True where ``normalise`` reads row positions (ids, positions within a subject): never sliced.
+    whole_table: bool = False

@@ -1,7 +1,9 @@
 """cais/mmlu (subset ``all``, split ``test``): the English side of the translator benchmark.
 
-Ids are the row position in the split (``mmlu:test:<i>``), the index openai/MMMLU keeps in its
-``Unnamed: 0`` column, so the two align by subject and index. Choices and answer go to ``meta``.
+Ids are the row position in the split (``mmlu:test:<i>``). ``meta`` holds subject, choices, answer,
+``index`` (that row position) and ``subject_position`` (the row's position among the rows of its
+subject, counted over every row read): openai/MMMLU's item of the same subject and position is its
+Arabic translation (``hala.evaluation.translation.align``; evidence in ``hala.sources.mmmlu``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,20 @@ from hala.sources.columnar import as_array, blank, build_messages, json_meta
 from hala.sources.schema import INTEGER, STRING, list_of
 
 
+def subject_positions(subjects: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Each row's position among the rows of its subject, in row order (0, 1, ... per subject)."""
+    codes = pc.dictionary_encode(pc.fill_null(as_array(subjects), "")).indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(codes, kind="stable")
+    ranked = codes[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]]) if len(ranked) else np.array([], int)
+    group_start = np.repeat(starts, np.diff(np.r_[starts, len(ranked)]))
+    positions = np.empty(len(codes), dtype=np.int64)
+    positions[order] = np.arange(len(codes), dtype=np.int64) - group_start
+    return pa.array(positions)
+
+
 def normalise(table: pa.Table) -> Normalised:
-    """The question is the user turn; subject, choices, answer and index go to meta."""
+    """The question is the user turn; subject, choices, answer, index and subject position go to meta."""
     n = table.num_rows
     index = pa.array(np.arange(n, dtype=np.int64))
     question = table.column("question")
@@ -24,7 +38,13 @@ def normalise(table: pa.Table) -> Normalised:
     answer = as_array(table.column("answer"))
     ids = pc.binary_join_element_wise("mmlu", "test", pc.cast(index, pa.string()), ":")
     meta = json_meta(
-        {"subject": table.column("subject"), "choices": choices, "answer": answer, "index": index}
+        {
+            "subject": table.column("subject"),
+            "choices": choices,
+            "answer": answer,
+            "index": index,
+            "subject_position": subject_positions(table.column("subject")),
+        }
     )
     messages = build_messages([("user", question, None)], n)
     out = Normalised(ids=ids, messages=messages, meta=meta)
@@ -45,5 +65,6 @@ SPEC = SourceSpec(
     role="eval",
     columns={"question": STRING, "subject": STRING, "choices": list_of(STRING), "answer": INTEGER},
     normalise=normalise,
-    rules="id = row index in the test split (aligns with MMMLU's 'Unnamed: 0')",
+    rules="id = row index in the test split; aligned with MMMLU by subject and position in the subject",
+    whole_table=True,
 )

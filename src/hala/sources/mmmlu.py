@@ -1,6 +1,18 @@
 """openai/MMMLU (subset ``AR_XY``, split ``test``): professional Arabic translations of MMLU test.
 
-``Unnamed: 0`` is the MMLU test row index; the id ``mmmlu:<index>`` aligns with ``mmlu:test:<index>``.
+The file (``test/mmlu_AR-XY.csv``) is the 57 subjects' test items concatenated in cais/mmlu's order,
+with an unnamed first column (``Unnamed: 0`` once read) that is the position of the row *within its
+subject*: it restarts at 0 for every subject, so it repeats across the file and is not a key. Evidence:
+the openai/MMMLU dataset card (columns ``Question, A, B, C, D, Answer, Subject`` beside the unnamed
+index) and public loaders that read the file this way: one checks, per subject, that the first column
+runs 0..n-1 ("an index local to each subject ... repeats across the 57 concatenated subjects") and that
+row i's ``Subject`` equals cais/mmlu test row i's (found by code search for ``mmlu_AR-XY.csv``).
+
+So ids are the row position in the file (``mmmlu:<row>``, unique whatever that column holds), and
+``meta`` carries ``subject_position`` (the row's position among its subject's rows, counted over every
+row read) and ``source_index`` (the column as found). The translator benchmark pairs an MMLU item with
+the MMMLU item of the same subject and subject position: right whether the column is per subject or
+global, and whatever order the subjects come in. A valid row is never quarantined for that column.
 """
 
 from __future__ import annotations
@@ -11,15 +23,16 @@ import pyarrow.compute as pc
 
 from hala.sources.base import Normalised, SourceSpec
 from hala.sources.columnar import as_array, blank, build_messages, json_meta, prefixed_ids
+from hala.sources.mmlu import subject_positions
 from hala.sources.schema import INTEGER, STRING
 
 LETTERS = ("A", "B", "C", "D")
 
 
 def normalise(table: pa.Table) -> Normalised:
-    """The Arabic question is the user turn; subject, choices, answer index and MMLU index go to meta."""
+    """The Arabic question is the user turn; subject, choices, answer, row and subject position to meta."""
     n = table.num_rows
-    index = as_array(table.column("Unnamed: 0"))
+    index = pa.array(np.arange(n, dtype=np.int64))
     letter = pc.utf8_trim_whitespace(as_array(table.column("Answer")))
     answer = pc.index_in(letter, value_set=pa.array(LETTERS))
     choices = [as_array(table.column(c)).to_pylist() for c in LETTERS]
@@ -29,6 +42,8 @@ def normalise(table: pa.Table) -> Normalised:
             "choices": pa.array([list(row) for row in zip(*choices, strict=True)]),
             "answer": answer,
             "index": index,
+            "subject_position": subject_positions(table.column("Subject")),
+            "source_index": table.column("Unnamed: 0"),
         }
     )
     messages = build_messages([("user", table.column("Question"), None)], n)
@@ -58,5 +73,6 @@ SPEC = SourceSpec(
         "Subject": STRING,
     },
     normalise=normalise,
-    rules="id = 'Unnamed: 0' (the MMLU test index)",
+    rules="id = row in the file; aligned with MMLU by subject and position in the subject",
+    whole_table=True,
 )
