@@ -223,3 +223,75 @@ def test_unreadable_file_is_an_error_naming_the_source(tmp_path: Path) -> None:
 def test_folder_without_data_files_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SourceReadError, match=r"cannot read split 'train'.*doesn't contain any data files"):
         read_source(SOURCES["openorca"], str(tmp_path))
+
+
+# --- ReAlign-Alpaca and Hermes-3 as the hub serves them: turns whose keys differ --------------------
+
+
+def test_realign_alpaca_reads_its_real_layout_with_categories_in_meta() -> None:
+    """GAIR-NLP/ReAlign README: one JSON list of {id, items: [{from, value, category}, {from, value}]}."""
+    spec = SOURCES["realign_alpaca"]
+    table = read_source(spec, str(FIXTURES / "realign_alpaca"))
+    # Only the human turn has a category, so datasets 5.2 types the turns as JSON values.
+    assert isinstance(table.schema.field("items").type.value_type, pa.JsonType)
+    prepared = normalise_table(spec, table)
+    assert prepared.quarantined_by_reason() == {}
+    assert prepared.kept.num_rows == table.num_rows
+    first = prepared.kept.to_pylist()[0]
+    assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
+    assert first["messages"][0]["content"] == "Give three tips for staying healthy."
+    assert json.loads(first["meta"]) == {"category": "advice_giving", "upstream_id": "0"}
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return path
+
+
+def test_hermes3_turns_with_a_weight_on_some_turns_are_read_and_a_tool_turn_is_quarantined(
+    tmp_path: Path,
+) -> None:
+    """Hermes-3 puts ``weight`` on some turns only: datasets types them List(Json); decoded, not refused."""
+    rows = [
+        {
+            "conversations": [
+                {"from": "human", "value": "Hi there"},
+                {"from": "gpt", "value": "Hello", "weight": 1},
+            ]
+        },
+        {
+            "conversations": [
+                {"from": "system", "value": "Be brief.", "weight": None},
+                {"from": "human", "value": "Name a colour."},
+                {"from": "gpt", "value": "Blue.", "weight": 1},
+            ]
+        },
+        {
+            "conversations": [
+                {"from": "human", "value": "What is the weather?"},
+                {"from": "tool", "value": '{"temp": 20}'},
+                {"from": "gpt", "value": "It is 20 degrees."},
+            ]
+        },
+    ]
+    spec = SOURCES["hermes3"]
+    table = read_source(spec, str(_write_jsonl(tmp_path / "hermes3", rows)))
+    assert isinstance(table.schema.field("conversations").type.value_type, pa.JsonType)
+    prepared = normalise_table(spec, table)
+    assert prepared.kept.num_rows == 2
+    assert prepared.quarantined_by_reason() == {"unknown_role": 1}
+    kept = prepared.kept.to_pylist()
+    assert [m["role"] for m in kept[1]["messages"]] == ["system", "user", "assistant"]
+    assert kept[1]["messages"][2]["content"] == "Blue."
+
+
+def test_a_json_turn_whose_text_is_not_a_string_names_the_column(tmp_path: Path) -> None:
+    rows = [
+        {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Yo", "weight": 1}]},
+        {"conversations": [{"from": "human", "value": 7}, {"from": "gpt", "value": "Seven"}]},
+    ]
+    spec = SOURCES["hermes3"]
+    table = read_source(spec, str(_write_jsonl(tmp_path / "hermes3", rows)))
+    with pytest.raises(SourceSchemaError, match=r"hermes3 .*column 'conversations'"):
+        normalise_table(spec, table)

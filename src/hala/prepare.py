@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from hala.errors import SourceReadError
 from hala.sources import RECORD_SCHEMA, Normalised, SourceSpec
 from hala.sources.columnar import stable_hash, stable_shard
-from hala.sources.schema import check_columns
+from hala.sources.schema import check_columns, decode_json_lists
 
 QUARANTINE_SCHEMA = pa.schema(
     [("id", pa.string()), ("row", pa.int64()), ("reason", pa.string()), ("column", pa.string())]
@@ -155,7 +155,9 @@ def _normalise_in_parts(spec: SourceSpec, table: pa.Table) -> Normalised:
 
 def normalise_table(spec: SourceSpec, table: pa.Table) -> Prepared:
     """Check the schema, normalise every row and split kept rows from quarantined ones."""
-    check_columns(f"{spec.key} ({spec.hub_id})", table, spec.columns)
+    source = f"{spec.key} ({spec.hub_id})"
+    table = decode_json_lists(source, table, spec.columns)
+    check_columns(source, table, spec.columns)
     out = _normalise_in_parts(spec, table)
     hashes = stable_hash(out.ids)
     out.flag(~_first_occurrence(out.ids, hashes), "duplicate_id", "id")

@@ -13,6 +13,13 @@ conversation is code-related, and quarantined as ``code_related``, when any of i
 
 "code" alone does not count, so a zip code, a code of conduct or Morse code stay in; nor do
 inline backticks around a word.
+
+Layout: one JSONL file of ``{"conversations": [{"from", "value", "weight"?}, ...]}`` (the dataset
+card's format; ``weight`` is on some turns only, so datasets 5.2 types the turns ``List(Json)``,
+decoded by :func:`hala.sources.schema.decode_json_lists`). Roles: ``system``, ``human``, ``gpt`` map to
+system/user/assistant; any other (a ``tool`` turn of a function-calling sample, say) quarantines the
+conversation as ``unknown_role``, counted: our records have no tool role, and relabelling a tool
+result as a user or assistant turn would train the model to write tool output itself.
 """
 
 from __future__ import annotations

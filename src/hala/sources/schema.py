@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hala.errors import SourceSchemaError
 
@@ -109,3 +110,70 @@ def check_columns(source: str, table: pa.Table, columns: dict[str, Kind]) -> Non
                 f"{source}: column '{column}' has the wrong type: {problem}{where}. "
                 "Fix the data files or pin the revision whose schema this loader expects."
             )
+
+
+def _is_json(dtype: pa.DataType) -> bool:
+    return isinstance(dtype, pa.JsonType)
+
+
+def _decode_json_items(source: str, column: str, items: pa.Array, kind: Kind) -> pa.StructArray:
+    """JSON objects (one per list item) as a struct array with every key found; declared fields checked."""
+    import io
+
+    import pyarrow.json as pj
+
+    storage = items.storage if isinstance(items, pa.ExtensionArray) else items
+    texts = storage.to_pylist()
+    if not texts:
+        return pa.StructArray.from_arrays(
+            [pa.array([], pa.string()) for _ in kind.fields], names=[n for n, _ in kind.fields]
+        )
+    if any(t is None for t in texts):
+        row = texts.index(None)
+        raise SourceSchemaError(
+            f"{source}: column '{column}' holds a null turn (item {row}); each turn must be an object"
+        )
+    try:
+        decoded = pj.read_json(io.BytesIO("\n".join(texts).encode("utf-8"))).combine_chunks()
+    except pa.ArrowInvalid as exc:
+        raise SourceSchemaError(
+            f"{source}: column '{column}': its turns are not objects of one type per key ({exc}). "
+            "Fix the data files or pin the revision whose schema this loader expects."
+        ) from exc
+    if decoded.num_rows != len(texts):
+        raise SourceSchemaError(f"{source}: column '{column}': a turn is not one JSON object")
+    arrays = {name: decoded.column(name).combine_chunks() for name in decoded.column_names}
+    for name, field_kind in kind.fields:
+        if name not in arrays:  # no turn has the key: all nulls, caught as empty text downstream
+            arrays[name] = pa.nulls(len(texts), pa.string())
+        problem = _mismatch(field_kind, arrays[name].type)
+        if problem is not None:
+            raise SourceSchemaError(
+                f"{source}: column '{column}' has the wrong type: struct field '{name}': {problem}. "
+                "Fix the data files or pin the revision whose schema this loader expects."
+            )
+    return pa.StructArray.from_arrays(list(arrays.values()), names=list(arrays))
+
+
+def decode_json_lists(source: str, table: pa.Table, columns: dict[str, Kind]) -> pa.Table:
+    """``table`` with each list-of-struct column that ``datasets`` typed ``List(Json)`` decoded to structs.
+
+    datasets 5.2 types a list of objects whose key sets differ (a ``weight`` on some Hermes-3 turns, a
+    ``category`` on ReAlign's human turns only) as ``List(Json)``: Arrow ``list<extension<arrow.json>>``.
+    Each item is decoded with Arrow's JSON reader into a struct holding every key found; the fields
+    this source declares are then type-checked like any other column.
+    """
+    for name, kind in columns.items():
+        if kind.name != "list" or kind.item is None or kind.item.name != "struct":
+            continue
+        if name not in table.column_names:
+            continue
+        dtype = table.schema.field(name).type
+        if not (pa.types.is_list(dtype) or pa.types.is_large_list(dtype)) or not _is_json(dtype.value_type):
+            continue
+        lists = table.column(name).combine_chunks()
+        values = _decode_json_items(source, name, lists.flatten(), kind.item)
+        offsets = pc.subtract(lists.offsets, lists.offsets[0])
+        decoded = pa.ListArray.from_arrays(offsets, values, mask=lists.is_null())
+        table = table.set_column(table.column_names.index(name), name, decoded)
+    return table
