@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 
@@ -253,3 +254,21 @@ def test_a_preset_asking_for_ar_en_without_its_prompt_fails_at_load(tmp_path) ->
     path.write_text(f"extends: {resolve_preset_path('tiny')}\n{override}")
     with pytest.raises(PresetError, match="prompt_ar_en"):
         load_preset(path)
+
+
+def test_judge_acceptance_sums_every_shard_beside_the_reports_rate(tmp_path) -> None:
+    from hala.translate.stages import judge_acceptance
+
+    dirs = []
+    for shard, (read, kept) in enumerate([(10, 4), (6, 3)]):
+        folder = tmp_path / f"judge-{shard}"
+        folder.mkdir()
+        (folder / "counts.json").write_text(
+            json.dumps({"read": read, "kept": kept, "quarantined": read - kept})
+        )
+        dirs.append(str(folder))
+    figures = judge_acceptance(dirs)
+    assert (figures["judge.judged"], figures["judge.accepted"]) == (16.0, 7.0)
+    assert figures["judge.acceptance_rate"] == pytest.approx(7 / 16)
+    assert figures["judge.report_accepted"] == 439_592
+    assert figures["judge.report_acceptance_rate"] == pytest.approx(0.4396, abs=1e-4)

@@ -118,6 +118,10 @@ def test_tiny_pipeline_prepares_every_source_and_tracks_it(tiny_run: tuple[Path,
     teacher_kept = sum(m["teacher.kept"] for m in teacher)
     assert bilingual["bilingual.pairs_in"] == 2 * teacher_kept + sum(m["judge.kept"] for m in judged)
     assert bilingual["bilingual.train_examples"] + bilingual["bilingual.heldout_examples"] > 0
+    # The judge's acceptance over all shards, beside the report's 439,592 of ~1M.
+    assert bilingual["judge.accepted"] == sum(m["judge.kept"] for m in judged)
+    assert bilingual["judge.judged"] == sum(m["judge.read"] for m in judged)
+    assert bilingual["judge.report_acceptance_rate"] == pytest.approx(0.439592)
     # Training: the translator on the bilingual set, the student on the corpus, merged, both registered.
     translator = stages["sft-translator"].data
     assert translator.metrics["sft.examples_read"] == bilingual["bilingual.train_examples"]

@@ -299,6 +299,23 @@ def _make_judge(model_dir: Path, preset: Preset, settings: Any, cpu_judge: Any) 
     return cpu_judge(model_dir, settings)
 
 
+def judge_acceptance(judged_dirs: Sequence[str]) -> dict[str, float]:
+    """The judge's acceptance over every shard, beside the report's (439,592 of ~1M, section 2.3)."""
+    from hala import reference
+
+    judged = accepted = 0
+    for folder in judged_dirs:
+        counts = json.loads((Path(folder) / "counts.json").read_text())
+        judged, accepted = judged + int(counts["read"]), accepted + int(counts["kept"])
+    return {
+        "judge.judged": float(judged),
+        "judge.accepted": float(accepted),
+        "judge.acceptance_rate": accepted / judged if judged else 0.0,
+        "judge.report_accepted": float(reference.JUDGE_ACCEPTED),
+        "judge.report_acceptance_rate": reference.JUDGE_ACCEPTANCE_RATE,
+    }
+
+
 def bilingual_set(
     preset_json: str,
     parent_run_id: str,
@@ -324,14 +341,17 @@ def bilingual_set(
         out.mkdir(parents=True, exist_ok=True)
         pq.write_table(train, out / "train.parquet")
         pq.write_table(heldout, out / "heldout.parquet")
+        judge = judge_acceptance(judged_dirs)
         summary = {
             "stage": "bilingual",
             **asdict(counts),
             "teacher_rows": teacher.num_rows,
             "opus_accepted": accepted.num_rows,
+            **judge,
         }
         mlflow.log_metrics(
             {
+                **judge,
                 "bilingual.pairs_in": counts.pairs_in,
                 "bilingual.train_examples": counts.train_examples,
                 "bilingual.heldout_examples": counts.heldout_examples,
