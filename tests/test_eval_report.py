@@ -14,7 +14,7 @@ from conftest import ROOT
 from hala import registry, tracking
 from hala.config import load_preset
 from hala.evaluation import stages
-from hala.evaluation.report import benchmark_table, translation_table, write_outputs
+from hala.evaluation.report import bar_chart, benchmark_table, translation_table, write_outputs
 
 BENCH = ["alghafa", "arabic_mmlu"]
 
@@ -27,22 +27,52 @@ def _scores(base: float, finetuned: float, merged: float) -> dict[str, dict[str,
     }
 
 
-def test_benchmark_table_has_every_benchmark_the_average_and_deltas(tmp_path: Path) -> None:
-    table = benchmark_table(_scores(40.0, 45.0, 47.0), BENCH)
-    assert [row[0] for row in table.rows] == ["alghafa", "arabic_mmlu", "average"]
-    assert table.rows[1] == ["arabic_mmlu", 40.0, 45.0, 48.0, 8.0]
-    paths = write_outputs(table, tmp_path, "Table 1", chart=True)
-    assert "| arabic_mmlu | 40.00 | 45.00 | 48.00 | 8.00 |" in paths["markdown"].read_text()
+def test_benchmark_table_is_table1_shaped_with_the_reports_bucket_beside_it(tmp_path: Path) -> None:
+    table = benchmark_table(_scores(40.0, 45.0, 47.0), BENCH, "1.2b", "LiquidAI/LFM2-1.2B", "hala-1.2b")
+    assert table.header == ["Size", "Model", "Params", "AlGhafa", "ArabicMMLU", "Average"]
+    ours = table.rows[:3]
+    assert [row[1] for row in ours] == [
+        "LiquidAI/LFM2-1.2B",
+        "hala-1.2b (fine-tune, before merge)",
+        "hala-1.2b",
+    ]
+    assert ours[0] == ["nano", "LiquidAI/LFM2-1.2B", "1.2b", "40.0", "40.0", "40.0"]
+    assert ours[2] == ["nano", "hala-1.2b", "1.2b", "47.0", "48.0", "47.5 (+7.5)"]
+    # The report's nano bucket follows, every row of it, marked as the report's.
+    report = table.rows[3:]
+    assert len(report) == 14 and {row[0] for row in report} == {"nano (report)"}
+    hala = next(row for row in report if row[1] == "HALA-1.2B")
+    assert hala[3:] == ["59.2", "48.6", "51.4 (+5.1)"]
+    paths = write_outputs(table, tmp_path, "Table 1")
+    assert "| nano | hala-1.2b | 1.2b | 47.0 | 48.0 | 47.5 (+7.5) |" in paths["markdown"].read_text()
     rows = list(csv.reader(paths["csv"].open()))
-    assert rows[0] == ["benchmark", "base", "fine-tune", "merged", "Δ merged-base"] and len(rows) == 4
-    assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert rows[0] == table.header and len(rows) == 1 + 3 + 14
+    chart = bar_chart(_scores(40.0, 45.0, 47.0), BENCH, tmp_path / "chart.png", "Table 1")
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_translation_table_reports_both_rouge_l_figures() -> None:
-    result = {"n": 3, "bleu": 10.0, "chrf": 30.0, "rouge_l": 0.0, "rouge_l_arabic": 25.0}
-    table = translation_table({"translator": result, "teacher": {**result, "chrf": 50.0}})
-    assert table.header[-2:] == ["ROUGE-L", "ROUGE-L (Arabic-aware)"]
-    assert [row[0] for row in table.rows] == ["translator", "teacher"]
+def test_translation_table_is_table2_shaped_with_blocks_deltas_and_the_reports_rows() -> None:
+    def result(bleu: float, chrf: float) -> dict[str, float]:
+        return {"n": 16, "bleu": bleu, "chrf": chrf, "rouge_l": 2.0, "rouge_l_arabic": 25.0}
+
+    table = translation_table(
+        {
+            "translator_base": result(10.0, 30.0),
+            "translator": result(12.5, 40.0),
+            "teacher": result(50.0, 60.0),
+            "teacher_fp8": result(49.0, 60.5),
+        }
+    )
+    assert table.header == ["block", "system", "n", "BLEU", "ROUGE-L", "chrF++", "ROUGE-L (Arabic-aware)"]
+    rows = [row[:6] for row in table.rows]
+    assert rows[0][0] == "Teacher translator"
+    assert rows[1] == ["", "teacher", 16, "50.0", "2.0", "60.0"]
+    assert rows[2] == ["", "teacher_fp8", 16, "49.0 (-1.0)", "2.0 (+0.0)", "60.5 (+0.5)"]
+    fp8_report = ["(report)", "CohereLabs/command-a-translate-08-2025 (FP8)", 500, "53.5 (+0.3)"]
+    assert rows[4] == [*fp8_report, "26.0 (+0.0)", "68.9 (+0.3)"]
+    assert rows[5][0].startswith("Lightweight translator")
+    assert rows[7] == ["", "translator", 16, "12.5 (+2.5)", "2.0 (+0.0)", "40.0 (+10.0)"]
+    assert rows[9][1] == "HALA-LFM2-1.2B Translator (ours)" and rows[9][5] == "64.2 (+21.0)"
 
 
 @pytest.fixture
@@ -133,7 +163,8 @@ def test_translation_report_gates_the_translator_on_chrf(tmp_path: Path, tracked
     uri = tracking.tracking_uri()
     version = MlflowClient(uri, registry_uri=uri).get_model_version("hala-translator-tiny", "1")
     assert version.tags[registry.TAG_GATE_VERDICT] == "fail" and version.tags["translation.chrf"] == "25.00"
-    assert [row[0] for row in done["table"].rows] == list(dirs)
+    ours = [row[1] for row in done["table"].rows if row[0] == ""]
+    assert ours == ["teacher", "teacher_fp8", "translator_base", "translator"]
 
 
 def test_benchmark_texts_read_every_fixture_item() -> None:

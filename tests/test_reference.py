@@ -62,6 +62,8 @@ def test_table2_every_row_matches_the_report(report: str) -> None:
     for row in reference.TABLE2:
         cells = _line(report, row.label, 0)
         assert _numbers(cells[1:4]) == [row.bleu, row.rouge_l, row.chrf], row.label
+        printed = [float(d) for d in re.findall(r"\(\+(\d+\.\d)\)", "\t".join(cells[1:4]))]
+        assert printed == list(row.deltas or ()), row.label
 
 
 def test_the_reports_counts_and_costs(report: str) -> None:

@@ -16,16 +16,17 @@ from hala.config import load_preset
 from hala.evaluation.translation import (
     TranslationEvalError,
     align,
+    direct_translate_fn,
     evaluate_system,
     items_from_records,
-    runner_translate_fn,
+    run_benchmark,
     sample_questions,
+    system_prompt,
 )
 from hala.metrics import metrics_main
 from hala.prepare import normalise_table, read_source
 from hala.sources import get_source
 from hala.translate.engines import Generation, GenerationSettings, Message
-from hala.translate.runner import TranslateSettings
 
 
 def _records(key: str) -> pa.Table:
@@ -71,7 +72,10 @@ def test_sample_larger_than_available_names_both_numbers(mmlu: pa.Table) -> None
     assert len(sample_questions(mmlu, 30, seed=1)) == 30
 
 
-def test_align_pairs_the_same_item_and_formats_both_sides_alike(mmlu: pa.Table, mmmlu: pa.Table) -> None:
+def test_align_pairs_the_english_question_alone_with_its_arabic_question(
+    mmlu: pa.Table, mmmlu: pa.Table
+) -> None:
+    """Report section 3: the source is the question (not its choices), the reference MMMLU's question."""
     samples = sample_questions(mmlu, 12, seed=42)
     alignment = align(samples, mmmlu)
     assert alignment.counts() == {"sampled": 12, "aligned": 12, "unaligned": {}}
@@ -81,9 +85,8 @@ def test_align_pairs_the_same_item_and_formats_both_sides_alike(mmlu: pa.Table, 
     for (en, ar), sample in zip(alignment.pairs, samples, strict=True):
         expected_ar = ar_by_index[sample.index]
         assert expected_ar.subject == sample.subject
-        assert en.split("\n")[-4:] == [c.strip() for c in sample.choices]
-        assert ar.split("\n")[-4:] == [c.strip() for c in expected_ar.choices]
-        assert en.startswith(sample.question.strip()) and ar.startswith(expected_ar.question.strip())
+        assert (en, ar) == (sample.question.strip(), expected_ar.question.strip())
+        assert not any(choice.strip() and choice.strip() in en.split("\n") for choice in sample.choices)
 
 
 def test_align_counts_items_without_a_counterpart(mmlu: pa.Table, mmmlu: pa.Table) -> None:
@@ -113,10 +116,11 @@ def test_reference_as_translation_scores_100_and_files_reproduce_the_numbers(
     assert result["rouge_l_arabic"] == pytest.approx(100.0)
     assert result["rouge_l"] < 100.0  # the report-compatible figure sees only digits and Latin words
     folder = Path(result["dir"])
-    assert len((folder / "hyps.txt").read_text(encoding="utf-8").splitlines()) == 16
-    from_files = metrics_main(folder / "hyps.txt", folder / "refs.txt")
+    for name in ("sources.en.txt", "hypotheses.ar.txt", "references.ar.txt"):
+        assert len((folder / name).read_text(encoding="utf-8").splitlines()) == 16, name
+    from_files = metrics_main(folder / "hypotheses.ar.txt", folder / "references.ar.txt")
     assert from_files == pytest.approx({k: result[k] for k in from_files})
-    assert json.loads((folder / "metrics.json").read_text())["bleu"] == pytest.approx(result["bleu"])
+    assert json.loads((folder / "scores.json").read_text())["bleu"] == pytest.approx(result["bleu"])
 
 
 def test_bad_translators_score_low_and_failures_are_counted(
@@ -144,32 +148,100 @@ def test_bad_translators_score_low_and_failures_are_counted(
         evaluate_system("short", lambda texts: texts[1:], alignment.pairs, tmp_path)
 
 
-class _ArabicEcho:
-    """An engine that answers every segment with one Arabic word and records the prompts."""
+class _Echo:
+    """An engine that answers every conversation with a fixed text and records what it was asked."""
 
-    def __init__(self) -> None:
-        self.prompts: list[str] = []
+    def __init__(self, answer: str = "  ترجمة\n") -> None:
+        self.answer = answer
+        self.conversations: list[list[Message]] = []
+        self.settings: list[GenerationSettings] = []
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
     def chat(self, conversations: Sequence[list[Message]], settings: GenerationSettings) -> list[Generation]:
-        self.prompts += [c[-1]["content"] for c in conversations]
-        return [Generation("ترجمة", "stop", 1, 1) for _ in conversations]
+        self.conversations += list(conversations)
+        self.settings.append(settings)
+        return [Generation(self.answer, "stop", 1, 1) for _ in conversations]
 
 
-def test_runner_translate_fn_uses_the_presets_prompt(mmlu: pa.Table, mmmlu: pa.Table, tmp_path: Path) -> None:
-    prompt = load_preset("paper").translator.prompt_en_ar
-    assert prompt == "Translate from English to Arabic: {x}"
-    alignment = align(sample_questions(mmlu, 4, seed=42), mmmlu)
-    engine = _ArabicEcho()
-    result = evaluate_system(
-        "echo", runner_translate_fn(engine, TranslateSettings(prompt=prompt)), alignment.pairs, tmp_path
+def test_paper_prompts_are_the_reports_verbatim_per_system() -> None:
+    prompts = load_preset("paper").eval.translation_prompts
+    lfm2 = (
+        "You are a professional translation engine. Translate English to Modern Standard Arabic. "
+        "Reply ONLY with the Arabic translation—no quotes, notes, or explanations. "
+        "Translate everything that follows into Arabic: {text}"
     )
-    assert result["failed"] == 0
-    assert engine.prompts and all(p.startswith("Translate from English to Arabic: ") for p in engine.prompts)
-    first_question = alignment.pairs[0][0].split("\n")[0]
-    assert any(p.startswith(f"Translate from English to Arabic: {first_question}") for p in engine.prompts)
+    plain = "Translate everything that follows into Arabic: {text}"
+    assert prompts == {"translator_base": lfm2, "translator": lfm2, "teacher": plain, "teacher_fp8": plain}
+    assert system_prompt(prompts, "teacher_fp8") == plain
+    with pytest.raises(TranslationEvalError, match="unknown system 'gpt'"):
+        system_prompt(prompts, "gpt")
+
+
+def test_direct_translation_fills_the_prompt_verbatim_greedy_once_and_keeps_the_output(
+    mmlu: pa.Table, mmmlu: pa.Table, tmp_path: Path
+) -> None:
+    """No chunking, masking, checks or retries: one greedy request per question, output stripped."""
+    prompt = load_preset("paper").eval.translation_prompts["teacher"]
+    engine = _Echo()
+    texts = ["What is {x} + 1?", "Line one.\nLine two: 50% off {sale}."]
+    assert direct_translate_fn(engine, prompt, 64)(texts) == ["ترجمة", "ترجمة"]
+    assert [c for c in engine.conversations] == [
+        [{"role": "user", "content": f"Translate everything that follows into Arabic: {t}"}] for t in texts
+    ]
+    assert len(engine.settings) == 1 and engine.settings[0].temperature == 0.0
+    assert engine.settings[0].max_new_tokens == 64
+    # An output in English is scored as written, not refused or retried.
+    engine = _Echo("Not Arabic at all.")
+    result = run_benchmark(
+        "teacher", direct_translate_fn(engine, prompt, 64), prompt, mmlu, mmmlu, 4, 42, tmp_path
+    )
+    assert result["failed"] == 0 and len(engine.conversations) == 4
+    folder = Path(result["dir"])
+    assert (folder / "prompt.txt").read_text() == prompt
+    assert (folder / "hypotheses.ar.txt").read_text().splitlines() == ["Not Arabic at all."] * 4
+    assert result["alignment"] == {"sampled": 4, "aligned": 4, "unaligned": {}}
+
+
+def test_hala_eval_translation_runs_the_protocol_on_a_model_folder(
+    tiny_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hala.cli import main
+
+    out = tmp_path / "out"
+    code = main(
+        [
+            "eval",
+            "translation",
+            "--model",
+            str(tiny_models["translator-base"]),
+            "--system",
+            "translator_base",
+            "--mmlu",
+            str(FIXTURES / "mmlu"),
+            "--mmmlu",
+            str(FIXTURES / "mmmlu"),
+            "--n",
+            "3",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+            "--preset",
+            "tiny",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("translator_base: n=3 BLEU ") and "chrF++" in printed
+    folder = out / "translator_base"
+    sources = (folder / "sources.en.txt").read_text(encoding="utf-8").splitlines()
+    mmlu_questions = {i.question.strip() for i in items_from_records(_records("mmlu"))}
+    assert len(sources) == 3 and set(sources) <= mmlu_questions
+    assert len((folder / "hypotheses.ar.txt").read_text(encoding="utf-8").splitlines()) == 3
+    assert json.loads((folder / "scores.json").read_text())["n"] == 3
+    assert (folder / "prompt.txt").read_text().startswith("You are a professional translation engine.")
 
 
 # --- MMMLU's index column, as the real file lays it out -------------------------------------------
@@ -212,7 +284,7 @@ def test_mmmlu_index_layouts_keep_every_row_and_pair_each_question_with_its_own(
     alignment = align(sample_questions(mmlu, len(SUBJECTS), seed=1), prepared.kept)
     assert alignment.counts() == {"sampled": 8, "aligned": 8, "unaligned": {}}
     for (en, ar), index in zip(alignment.pairs, alignment.indices, strict=True):
-        assert en.startswith(f"English question {index} ") and ar.startswith(f"سؤال عربي {index}\n")
+        assert en.startswith(f"English question {index} ") and ar == f"سؤال عربي {index}"
 
 
 def test_mmmlu_subjects_in_another_order_still_pair_by_subject_and_position() -> None:
@@ -223,7 +295,7 @@ def test_mmmlu_subjects_in_another_order_still_pair_by_subject_and_position() ->
     alignment = align(sample_questions(mmlu, len(SUBJECTS), seed=1), mmmlu)
     assert alignment.counts()["aligned"] == 8
     for (en, ar), index in zip(alignment.pairs, alignment.indices, strict=True):
-        assert en.startswith(f"English question {index} ") and ar.startswith(f"سؤال عربي {index}\n")
+        assert en.startswith(f"English question {index} ") and ar == f"سؤال عربي {index}"
 
 
 def test_a_quarantined_mmmlu_row_leaves_its_neighbours_paired_correctly() -> None:
@@ -237,4 +309,4 @@ def test_a_quarantined_mmmlu_row_leaves_its_neighbours_paired_correctly() -> Non
     alignment = align(sample_questions(mmlu, len(SUBJECTS), seed=1), prepared.kept)
     assert alignment.unaligned == {"no_arabic_item": [1]}
     for (_, ar), index in zip(alignment.pairs, alignment.indices, strict=True):
-        assert ar.startswith(f"سؤال عربي {index}\n")
+        assert ar == f"سؤال عربي {index}"

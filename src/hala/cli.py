@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from hala.config import TRANSLATION_SYSTEMS
 from hala.errors import HalaError
 
 
@@ -61,6 +62,32 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_translation(args: argparse.Namespace) -> int:
+    from hala.config import load_preset
+    from hala.evaluation.report import translation_row
+    from hala.evaluation.translation import direct_translate_fn, run_benchmark, system_prompt
+    from hala.prepare import normalise_table, read_source
+    from hala.sources import get_source
+    from hala.translate.stages import make_engine
+
+    preset = load_preset(args.preset)
+    prompt = system_prompt(preset.eval.translation_prompts, args.system)
+    cfg = preset.teacher.engine if args.system.startswith("teacher") else preset.corpus.engine
+    if args.engine:
+        cfg = cfg.model_copy(update={"kind": args.engine})
+    records = {}
+    for key, location in (("mmlu", args.mmlu), ("mmmlu", args.mmmlu)):
+        spec = get_source(key)
+        records[key] = normalise_table(spec, read_source(spec, location)).kept
+    translate = direct_translate_fn(make_engine(args.model, cfg), prompt, cfg.max_new_tokens)
+    result = run_benchmark(
+        args.system, translate, prompt, records["mmlu"], records["mmmlu"], args.n, args.seed, args.out
+    )
+    print(translation_row(result))
+    print(f"files: {result['dir']}")
+    return 0
+
+
 def _cmd_tiny_models(args: argparse.Namespace) -> int:
     from hala.tiny_models import build_tiny_models
 
@@ -96,6 +123,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", type=int, default=1, help="number of output shards (default 1)")
     p.add_argument("--out", default=None, help="keep the shards and quarantine here (default: discard)")
     p.set_defaults(func=_cmd_data_check)
+
+    evaluation = sub.add_parser("eval", help="evaluation tools").add_subparsers(
+        dest="eval_command", required=True
+    )
+    p = evaluation.add_parser(
+        "translation", help="Table 2 on one model folder: MMLU questions EN->AR against MMMLU's Arabic"
+    )
+    p.add_argument("--model", required=True, help="the model folder to evaluate")
+    p.add_argument(
+        "--system",
+        required=True,
+        choices=TRANSLATION_SYSTEMS,
+        help="which Table 2 system it is: picks the report's prompt for it",
+    )
+    p.add_argument("--mmlu", required=True, help="cais/mmlu test: a folder of its data files, or the hub id")
+    p.add_argument(
+        "--mmmlu", required=True, help="openai/MMMLU AR_XY test: a folder of its files, or the hub id"
+    )
+    p.add_argument("--n", type=int, default=500, help="questions sampled (default 500, the report's)")
+    p.add_argument("--seed", type=int, default=42, help="sampling seed (default 42)")
+    p.add_argument("--out", required=True, help="folder for the line-aligned files and scores.json")
+    p.add_argument("--preset", default="paper", help="preset whose prompts and engine to use (default paper)")
+    p.add_argument("--engine", choices=["transformers", "vllm"], default=None, help="override the engine")
+    p.set_defaults(func=_cmd_eval_translation)
 
     p = sub.add_parser("tiny-models", help="build the tiny LFM2 models of the tiny preset, offline")
     p.add_argument("--out", required=True, help="folder to write one model folder per role into")

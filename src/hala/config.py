@@ -218,6 +218,10 @@ class MergeConfig(_Strict):
     t: float = Field(ge=0.0, le=1.0)
 
 
+# The four translating systems of Table 2.
+TRANSLATION_SYSTEMS = ("translator_base", "translator", "teacher", "teacher_fp8")
+
+
 class EvalConfig(_Strict):
     """Stage 8: the Arabic benchmarks (LightEval), the translator benchmark, contamination and gates."""
 
@@ -227,9 +231,27 @@ class EvalConfig(_Strict):
     data_root: str | None = Field(default=None, description="null: hub datasets; a folder: local fixtures")
     max_samples: int | None = Field(default=None, gt=0, description="documents per task (smoke runs only)")
     engine: EngineConfig = Field(description="vllm on the cluster, transformers on CPU")
+    translation_prompts: dict[str, str] = Field(
+        description="Table 2: the fixed prompt of each translating system, {text} replaced by the question"
+    )
     contamination_n: int = Field(default=8, ge=1, description="word n-gram length of the overlap check")
     contamination_min_words: int = Field(default=4, ge=1, description="shorter items are not checked")
     gates: GateConfig = Field(default_factory=GateConfig)
+
+    @field_validator("translation_prompts")
+    @classmethod
+    def _every_system_has_one_text_slot(cls, value: dict[str, str]) -> dict[str, str]:
+        missing = sorted(set(TRANSLATION_SYSTEMS) - set(value))
+        unknown = sorted(set(value) - set(TRANSLATION_SYSTEMS))
+        if missing or unknown:
+            raise ValueError(
+                f"prompts for {sorted(value)}: missing {missing}, unknown {unknown}; "
+                f"give exactly the systems {list(TRANSLATION_SYSTEMS)} one prompt each"
+            )
+        for system, prompt in value.items():
+            if prompt.count("{text}") != 1:
+                raise ValueError(f"the prompt of {system!r} must contain {{text}} exactly once: {prompt!r}")
+        return value
 
 
 class NodePool(_Strict):

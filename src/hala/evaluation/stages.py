@@ -11,7 +11,7 @@ import mlflow
 
 from hala import tracking
 from hala.config import Preset
-from hala.evaluation.report import benchmark_table, translation_table, write_outputs
+from hala.evaluation.report import bar_chart, benchmark_table, translation_table, write_outputs
 
 VARIANTS = ("base", "finetuned", "merged")
 
@@ -123,22 +123,26 @@ def translation_eval(
     out_dir: str,
 ) -> dict[str, Any]:
     """Table 2: one system translates the sampled MMLU questions; scored against MMMLU's Arabic."""
-    from hala.evaluation.translation import align, evaluate_system, runner_translate_fn, sample_questions
+    from hala.evaluation.translation import direct_translate_fn, run_benchmark, system_prompt
     from hala.prepare import read_records
-    from hala.translate.stages import make_engine, translate_settings
+    from hala.translate.stages import make_engine
 
     preset = Preset.model_validate_json(preset_json)
     engine_cfg = preset.teacher.engine if system.startswith("teacher") else preset.corpus.engine
-    prompt = preset.teacher.prompt if system.startswith("teacher") else preset.translator.prompt_en_ar
-    samples = sample_questions(read_records(Path(mmlu_dir)), preset.eval.mmlu_questions, preset.eval.seed)
-    alignment = align(samples, read_records(Path(mmmlu_dir)))
+    prompt = system_prompt(preset.eval.translation_prompts, system)
     parent_run_id = tracking.parent_run_of(preset_json, kfp_run_id)
     with tracking.stage_run(parent_run_id, f"translation_eval-{system}"):
-        translate = runner_translate_fn(
-            make_engine(model_dir, engine_cfg), translate_settings(preset, engine_cfg, prompt)
+        translate = direct_translate_fn(make_engine(model_dir, engine_cfg), prompt, engine_cfg.max_new_tokens)
+        result = run_benchmark(
+            system,
+            translate,
+            prompt,
+            read_records(Path(mmlu_dir)),
+            read_records(Path(mmmlu_dir)),
+            preset.eval.mmlu_questions,
+            preset.eval.seed,
+            out_dir,
         )
-        result = evaluate_system(system, translate, alignment.pairs, out_dir, alignment.indices)
-        result["alignment"] = alignment.counts()
         mlflow.log_params({"translation.system": system, "translation.prompt": prompt})
         mlflow.log_metrics(
             {
@@ -180,13 +184,13 @@ def benchmark_report(
     fractions = {k: v for k, v in contamination_fractions(report).items() if k in preset.eval.benchmarks}
     verdict = evaluate_gates(preset.eval.gates, scores, contamination=fractions)
     name = preset.students[role].registered_name
-    table = benchmark_table(scores, preset.eval.benchmarks)
+    table = benchmark_table(scores, preset.eval.benchmarks, role, preset.students[role].base.id, name)
     parent_run_id = tracking.parent_run_of(preset_json, kfp_run_id)
     with tracking.stage_run(parent_run_id, f"report-{role}"):
         record_verdict(tracking.registry_client(), name, model_version, verdict)
-        paths = write_outputs(
-            table, Path(out_dir), f"HALA {role}: Arabic benchmarks (accuracy, %)", chart=True
-        )
+        title = f"HALA {role}: Arabic benchmarks (accuracy, %), beside the report's Table 1"
+        paths = write_outputs(table, Path(out_dir), title)
+        paths["chart"] = bar_chart(scores, preset.eval.benchmarks, Path(out_dir) / "chart.png", title)
         for path in paths.values():
             mlflow.log_artifact(str(path), "report")
         mlflow.log_metrics({f"eval.{v}.{k}": s for v, row in scores.items() for k, s in row.items()})
@@ -211,7 +215,7 @@ def translation_report(
             tracking.registry_client(), preset.translator.registered_name, translator_version, verdict
         )
         paths = write_outputs(
-            table, Path(out_dir), "Translator quality: MMLU EN->AR vs MMMLU (%)", chart=False
+            table, Path(out_dir), "Table 2: EN->AR on sampled MMLU questions vs MMMLU, beside the report's"
         )
         for path in paths.values():
             mlflow.log_artifact(str(path), "report")

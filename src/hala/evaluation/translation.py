@@ -1,16 +1,23 @@
-"""The translator benchmark: MMLU questions translated EN->AR, scored against openai/MMMLU Arabic.
+"""The translator benchmark (Table 2): MMLU questions translated EN->AR, scored against openai/MMMLU Arabic.
 
-Recipe (HALA report): ``n`` questions sampled uniformly from cais/mmlu (test) with a fixed seed,
-translated by the system under test with the preset's prompt (``translator.prompt_en_ar``,
-``Translate from English to Arabic: {x}``), aligned to the MMMLU Arabic item with the same subject and
-index, and scored with :func:`hala.metrics.translation_metrics`.
+The report's protocol (section 3, "Translator quality" and "Prompting setup"), to the letter:
+
+- ``n`` questions (500 in ``paper``) sampled uniformly from cais/mmlu test with a fixed seed;
+- the source is the English **question alone** (not its choices); the reference is the Arabic question
+  of the same item in openai/MMMLU AR_XY (same subject and item: :func:`align`);
+- one fixed prompt per system (``eval.translation_prompts``), ``{text}`` replaced verbatim by the
+  question; greedy decoding;
+- the output is scored as the model wrote it (stripped): no chunking, masking, output checks or retries,
+  "no post-processing beyond each metric's built-in normalization";
+- BLEU (SacreBLEU 13a), ROUGE-L F1 (rouge-score's default tokenizer, the report's) and chrF++, plus our
+  Arabic-aware ROUGE-L as an extra column (:mod:`hala.metrics`).
+
+Files keep one item per line: inner line breaks of an output become spaces there, which none of the
+metrics is sensitive to (13a tokenisation, chrF++ and rouge-score all split on any whitespace), so
+``hala metrics --hyp hypotheses.ar.txt --ref references.ar.txt`` gives the same numbers.
 
 Both sides come from the prepared (normalised) records of the ``mmlu`` and ``mmmlu`` sources: the
-question is the user turn, ``meta`` holds ``subject``, ``choices`` and ``index`` (the MMLU test row,
-which MMMLU keeps in ``Unnamed: 0``). One item's text is the question, then its four choices, one per
-line, without letter labels (labels would be free matches for every system), the same on both sides.
-Scores are computed on each text with its whitespace runs (line breaks included) collapsed to one
-space; the metrics ignore the difference and it keeps ``hyps.txt``/``refs.txt`` one item per line.
+question is the user turn; ``meta`` holds ``subject``, ``choices``, ``index`` and ``subject_position``.
 """
 
 from __future__ import annotations
@@ -26,10 +33,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from hala.config import TRANSLATION_SYSTEMS
 from hala.errors import HalaError
 from hala.metrics import translation_metrics
-from hala.translate.engines import Engine
-from hala.translate.runner import TranslateSettings, translate_texts
+from hala.translate.engines import Engine, GenerationSettings, Message
 
 TranslateFn = Callable[[list[str]], Sequence[str | None]]
 
@@ -122,8 +129,8 @@ def align(samples: Sequence[McqItem], mmmlu_records: pa.Table | Iterable[Mapping
     (subject, position among that subject's rows), which is right whether that column is per subject or
     global and whatever order the subjects come in; the subject of every pair is the same by
     construction. Left out (counted, never an error): ``no_arabic_item`` (no MMMLU item at that
-    subject and position, e.g. quarantined at preparation) and ``choice_count_mismatch``. An error
-    when no item aligns at all.
+    subject and position, e.g. quarantined at preparation). An error when no item aligns at all.
+    Each pair is the two questions alone, the report's source and reference.
     """
     arabic = {(item.subject, item.subject_position): item for item in items_from_records(mmmlu_records)}
     result = Alignment(pairs=[], indices=[])
@@ -131,10 +138,8 @@ def align(samples: Sequence[McqItem], mmmlu_records: pa.Table | Iterable[Mapping
         ar = arabic.get((item.subject, item.subject_position))
         if ar is None:
             reason = "no_arabic_item"
-        elif len(ar.choices) != len(item.choices):
-            reason = "choice_count_mismatch"
         else:
-            result.pairs.append((item.text(), ar.text()))
+            result.pairs.append((item.question.strip(), ar.question.strip()))
             result.indices.append(item.index)
             continue
         result.unaligned.setdefault(reason, []).append(item.index)
@@ -161,14 +166,15 @@ def evaluate_system(
     pairs: Sequence[tuple[str, str]],
     out_dir: Path | str,
     ids: Sequence[int] | None = None,
+    prompt: str | None = None,
 ) -> dict[str, Any]:
     """Translate the English side of ``pairs`` with ``translate_fn`` and score it against the Arabic.
 
     ``translate_fn`` gets all English texts in one list and returns one output per text; ``None``
     (a translation the system could not produce) is scored as an empty hypothesis and counted in
-    ``failed``. Writes ``<out_dir>/<name>/``: ``hyps.txt``, ``refs.txt`` (one item per line, what
-    was scored: ``hala metrics --hyp hyps.txt --ref refs.txt`` gives the same numbers),
-    ``items.jsonl`` (index, source, reference, hypothesis as produced) and ``metrics.json``.
+    ``failed``. Writes ``<out_dir>/<name>/``: ``sources.en.txt``, ``hypotheses.ar.txt``,
+    ``references.ar.txt`` (line-aligned, one item per line, what was scored), ``prompt.txt`` (when
+    given), ``items.jsonl`` (index, source, reference, hypothesis as produced) and ``scores.json``.
 
     Returns:
         ``system``, ``n``, ``failed``, ``bleu``, ``chrf``, ``rouge_l``, ``rouge_l_arabic`` and ``dir``.
@@ -191,8 +197,14 @@ def evaluate_system(
     }
     folder = Path(out_dir) / _safe_name(name)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "hyps.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
-    (folder / "refs.txt").write_text("".join(r + "\n" for r in refs), encoding="utf-8")
+    for file, lines in (
+        ("sources.en.txt", [one_line(s) for s in sources]),
+        ("hypotheses.ar.txt", hyps),
+        ("references.ar.txt", refs),
+    ):
+        (folder / file).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    if prompt is not None:
+        (folder / "prompt.txt").write_text(prompt, encoding="utf-8")
     keys = list(ids) if ids is not None else list(range(len(pairs)))
     with (folder / "items.jsonl").open("w", encoding="utf-8") as f:
         for key, (en, ar), hyp in zip(keys, pairs, outputs, strict=True):
@@ -202,21 +214,56 @@ def evaluate_system(
                 )
             )
             f.write("\n")
-    (folder / "metrics.json").write_text(
-        json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    (folder / "scores.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     result["dir"] = str(folder)
     return result
 
 
-def runner_translate_fn(engine: Engine, settings: TranslateSettings) -> TranslateFn:
-    """A ``translate_fn`` over :func:`hala.translate.runner.translate_texts` (chunk, mask, check, retry).
+SYSTEMS = TRANSLATION_SYSTEMS
 
-    ``settings.prompt`` is the preset's ``translator.prompt_en_ar``. A text the runner quarantines
-    comes back as ``None`` (scored empty, counted in ``failed``).
+
+def system_prompt(prompts: Mapping[str, str], system: str) -> str:
+    """The fixed Table 2 prompt of ``system`` (the preset's ``eval.translation_prompts``)."""
+    if system not in prompts:
+        raise TranslationEvalError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
+    return prompts[system]
+
+
+def fill_prompt(prompt: str, text: str) -> str:
+    """``prompt`` with ``{text}`` replaced verbatim (no format mini-language: braces in text are kept)."""
+    return prompt.replace("{text}", text)
+
+
+def direct_translate_fn(engine: Engine, prompt: str, max_new_tokens: int) -> TranslateFn:
+    """A ``translate_fn`` that asks ``engine`` once per text, greedily, and keeps what it wrote (stripped).
+
+    The report's Table 2 setup: one user turn ``prompt`` with ``{text}`` replaced verbatim, no
+    chunking, masking, output checks or retries.
     """
+    greedy = GenerationSettings(max_new_tokens=max_new_tokens, temperature=0.0)
 
     def translate(texts: list[str]) -> list[str | None]:
-        return [r.text for r in translate_texts(engine, texts, settings)]
+        conversations: list[list[Message]] = [
+            [{"role": "user", "content": fill_prompt(prompt, text)}] for text in texts
+        ]
+        return [g.text.strip() for g in engine.chat(conversations, greedy)]
 
     return translate
+
+
+def run_benchmark(
+    system: str,
+    translate_fn: TranslateFn,
+    prompt: str,
+    mmlu_records: pa.Table | Iterable[Mapping[str, Any]],
+    mmmlu_records: pa.Table | Iterable[Mapping[str, Any]],
+    n: int,
+    seed: int,
+    out_dir: Path | str,
+) -> dict[str, Any]:
+    """Table 2 for one system: sample, align, translate, score; the pipeline stage and the CLI call this."""
+    alignment = align(sample_questions(mmlu_records, n, seed), mmmlu_records)
+    result = evaluate_system(system, translate_fn, alignment.pairs, out_dir, alignment.indices, prompt)
+    result["alignment"] = alignment.counts()
+    result["prompt"] = prompt
+    return result
