@@ -260,6 +260,10 @@ def test_tiny_student_scores_every_benchmark_on_cpu(tiny_models: dict[str, Path]
     # LightEval's sample cache stays in the run folder, not in the model folder.
     assert sorted(p.name for p in student.iterdir()) == before
     assert (out / "lighteval-cache" / "model").is_dir()
+    # LightEval turns autograd off process-wide; the caller gets its mode back (a later SFT trains).
+    import torch
+
+    assert torch.is_grad_enabled()
 
 
 def test_transformers_config_passes_chat_template_and_batch_size(tmp_path: Path) -> None:

@@ -299,6 +299,14 @@ def _taught_judge(tiny_models: dict[str, Path], prompt: str) -> TransformersJudg
     optimiser = torch.optim.Adam(judge.model.parameters(), lr=3e-3)
     targets = [LABELS[i % 2] for i in range(len(PAPER_PAIRS))]
     judge.model.train()
+    with torch.enable_grad():  # independent of any library that turned autograd off in this process
+        _teach(judge, targets, torch, optimiser)
+    judge.model.eval()
+    return judge
+
+
+def _teach(judge: TransformersJudge, targets: list[str], torch: Any, optimiser: Any) -> None:
+    """Forty passes of next-token loss on the label after each prompt."""
     for _ in range(40):
         for (en, ar), label in zip(PAPER_PAIRS, targets, strict=True):
             prompt_ids = judge.prompt_ids(en, ar)
@@ -309,8 +317,6 @@ def _taught_judge(tiny_models: dict[str, Path], prompt: str) -> TransformersJudg
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-    judge.model.eval()
-    return judge
 
 
 def test_logprob_verdict_equals_greedy_generation_of_the_paper_prompt(tiny_models: dict[str, Path]) -> None:

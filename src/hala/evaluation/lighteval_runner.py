@@ -102,6 +102,24 @@ def evaluate_model(
     return run_evaluation(model_path, output_dir, benchmarks, settings).scores
 
 
+@contextlib.contextmanager
+def _grad_mode_kept() -> Iterator[None]:
+    """Give the caller back its autograd mode: LightEval's transformers model turns it off process-wide.
+
+    ``lighteval/models/transformers/transformers_model.py`` calls ``torch.set_grad_enabled(False)``
+    when imported and again when the model loads, so a process that evaluates and then trains would
+    train with no gradients ("element 0 of tensors does not require grad").
+    """
+    import torch
+
+    enabled = torch.is_grad_enabled()
+    try:
+        yield
+    finally:
+        torch.set_grad_enabled(enabled)
+
+
+@_grad_mode_kept()
 def run_evaluation(
     model_path: str | Path,
     output_dir: Path,
