@@ -142,7 +142,7 @@ def secret_value_problems(doc: Doc) -> list[str]:
 
 
 def rbac_problems(doc: Doc) -> list[str]:
-    """Namespace-scoped, no wildcards, no Secret access, no privilege-granting verbs."""
+    """Namespace-scoped, no wildcards, Secrets only by name and only get, no privilege-granting verbs."""
     kind, name = doc["kind"], doc["metadata"]["name"]
     if kind in ("ClusterRole", "ClusterRoleBinding"):
         return [f"{kind}/{name}: cluster-scoped RBAC"]
@@ -155,8 +155,10 @@ def rbac_problems(doc: Doc) -> list[str]:
                 problems.append(f"Role/{name}: wildcard in {field}")
         if {"escalate", "bind", "impersonate"} & set(rule.get("verbs", [])):
             problems.append(f"Role/{name}: privilege-granting verb in {rule['verbs']}")
-        if "secrets" in rule.get("resources", []):
-            problems.append(f"Role/{name}: grants access to Secrets")
+        if "secrets" in rule.get("resources", []) and (
+            not rule.get("resourceNames") or set(rule.get("verbs", [])) - {"get"}
+        ):
+            problems.append(f"Role/{name}: grants access to Secrets beyond get by resourceNames")
     return problems
 
 
@@ -238,6 +240,12 @@ def test_secret_rbac_schema_and_host_checkers_catch_bad_documents() -> None:
     assert rbac_problems({"kind": "ClusterRole", "metadata": {"name": "r"}}) == [
         "ClusterRole/r: cluster-scoped RBAC"
     ]
+    by_name = {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["s"], "verbs": ["get"]}
+    assert rbac_problems({**role, "rules": [by_name]}) == []
+    for loose in ({**by_name, "resourceNames": []}, {**by_name, "verbs": ["get", "list"]}):
+        assert rbac_problems({**role, "rules": [loose]}) == [
+            "Role/r: grants access to Secrets beyond get by resourceNames"
+        ]
     binding = {"kind": "RoleBinding", "metadata": {"name": "b"}, "roleRef": {"kind": "ClusterRole"}}
     assert rbac_problems(binding) == ["RoleBinding/b: binds a ClusterRole"]
     typo = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "p"}, "spce": {}}
@@ -286,6 +294,56 @@ def test_rbac_is_least_privilege_and_in_the_namespace(target: str) -> None:
         if pod is not None:
             assert pod.get("serviceAccountName", "default") in accounts | {"default"}
             assert pod.get("automountServiceAccountToken") is False, "servers call no Kubernetes API"
+
+
+# What the pipeline's pods call, and nothing more. The Secret is the one the KFP launcher reads for the
+# default (minio://) pipeline root: kubeflow/pipelines backend/src/v2/config/env.go,
+# minioArtifactSecretName = "mlpipeline-minio-artifact", read with Secrets(namespace).Get in
+# backend/src/v2/objectstore/object_store.go, commit 7b70c7b95f6832772efd6fd0029a4024491a0f44.
+PIPELINE_RULES = [
+    {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["kfp-launcher"], "verbs": ["get"]},
+    {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": ["mlpipeline-minio-artifact"],
+        "verbs": ["get"],
+    },
+    {
+        "apiGroups": ["trainer.kubeflow.org"],
+        "resources": ["trainjobs"],
+        "verbs": ["create", "get", "list", "watch", "delete"],
+    },
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},  # why a TrainJob's pods did not start
+]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_pipeline_role_grants_exactly_what_the_pipeline_calls(target: str) -> None:
+    docs = render(target)
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Role"}
+    assert set(roles) == {"hala-pipeline"}
+    rules = roles["hala-pipeline"]["rules"]
+    assert rules == PIPELINE_RULES
+    for rule in rules:
+        for field in ("verbs", "resources", "apiGroups", "resourceNames"):
+            assert not any("*" in item for item in rule.get(field, [])), (field, rule)
+    secrets = [r for r in rules if "secrets" in r["resources"]]
+    assert secrets == [r for r in secrets if r.get("resourceNames") and r["verbs"] == ["get"]]
+    binding = next(d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"] == "hala-pipeline")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "hala-pipeline",
+    }
+
+
+def test_trainjob_rule_matches_the_api_the_launcher_calls() -> None:
+    from hala.training.launch import TRAINJOB_API
+
+    group, _version, plural = TRAINJOB_API
+    trainjobs = next(r for r in PIPELINE_RULES if "trainjobs" in r["resources"])
+    assert (trainjobs["apiGroups"], trainjobs["resources"]) == ([group], [plural])
 
 
 @pytest.mark.parametrize("target", TARGETS)

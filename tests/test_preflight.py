@@ -282,3 +282,76 @@ def test_preflight_stage_checks_every_non_tiny_sft_bases_template(
     with pytest.raises(PreflightError, match=r"SFT base model QCRI/Fanar-1-9B-Instruct@main"):
         stages.preflight(preset.to_json(), str(tmp_path))
     assert asked == [("QCRI/Fanar-1-9B-Instruct", "main")]
+
+
+# --- the work volume: writable by the pipeline's uid, no fsGroup ---------------------------------------
+
+
+def test_pipeline_uid_is_the_images_user() -> None:
+    from hala.preflight import PIPELINE_UID
+    from hala_components.images import RUN_AS_USER
+
+    assert PIPELINE_UID == RUN_AS_USER
+
+
+def test_work_root_probe_is_created_and_removed(tmp_path: Path) -> None:
+    from hala.preflight import check_output_dir
+
+    assert check_output_dir(tmp_path) == f"output folder {tmp_path} writable by uid {os.geteuid()}"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through any mode bits")
+def test_a_read_only_work_root_is_an_error_naming_the_path(tmp_path: Path) -> None:
+    from hala.preflight import CheckFailed, check_output_dir
+
+    work = tmp_path / "hala-work"
+    work.mkdir()
+    work.chmod(0o555)
+    try:
+        with pytest.raises(CheckFailed) as caught:
+            check_output_dir(work)
+    finally:
+        work.chmod(0o755)
+    message = str(caught.value)
+    assert f"output folder {work} is not writable by uid {os.geteuid()}" in message
+    assert "PermissionError" in message and "mode dr-xr-xr-x" in message
+
+
+def test_a_claim_root_the_pipeline_uid_cannot_write_says_how_to_fix_it(
+    sqlite_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in a task pod (uid 10001, no fsGroup) on a claim whose root belongs to root: simulated, so the
+    test holds when it runs as root too."""
+    from hala import preflight as preflight_module
+
+    def refused(folder: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(folder / ".hala-preflight-x"))
+
+    monkeypatch.setattr(preflight_module, "_probe_write", refused)
+    monkeypatch.setattr(os, "geteuid", lambda: preflight_module.PIPELINE_UID)
+    with pytest.raises(PreflightError) as caught:
+        preflight(sqlite_uri, [], [tmp_path], check_registry=False)
+    message = str(caught.value)
+    assert f"output folder {tmp_path} is not writable by uid 10001" in message
+    assert f"owner uid {tmp_path.stat().st_uid}" in message and "PermissionError" in message
+    assert "hala-work claim" in message and "no fsGroup" in message
+    assert "chown 10001:0" in message and "docs/cluster.md" in message and "storage class" in message
+    assert "chown 10001 " not in message, "no local advice when running as the pipeline's uid"
+
+
+def test_a_local_folder_another_uid_cannot_write_gets_a_local_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hala import preflight as preflight_module
+
+    def refused(folder: Path) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(preflight_module, "_probe_write", refused)
+    monkeypatch.setattr(os, "geteuid", lambda: 1234)
+    with pytest.raises(preflight_module.CheckFailed) as caught:
+        preflight_module.check_output_dir(tmp_path)
+    message = str(caught.value)
+    assert "not writable by uid 1234" in message
+    assert f"`chown 1234 {tmp_path}`" in message and "pipeline tasks run as uid 10001" in message

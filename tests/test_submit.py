@@ -28,6 +28,30 @@ from hala.ops.cli import register
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
+# GET /apis/v2beta1/healthz as the KFP API server writes it: kubeflow/pipelines
+# backend/src/apiserver/main.go, healthzResponse (json tags commit_sha, tag_name, multi_user,
+# pipeline_store with omitempty), commit 7b70c7b95f6832772efd6fd0029a4024491a0f44. Not the proto's
+# GetHealthzResponse (backend/api/v2beta1/healthz.proto: multi_user = 3, pipeline_store = 4 only).
+API_SERVER_HEALTHZ = {
+    "commit_sha": "4a3592cb2dd0a91a4652ab93893ec8beda1f3158",  # the commit of tag 2.17.0
+    "tag_name": "2.17.0",
+    "multi_user": False,
+    "pipeline_store": "database",
+}
+# The same path through ml-pipeline-ui (port-forward, Kubeflow gateway): the UI server's HealthzStats,
+# frontend/server/handlers/healthz.ts (getHealthzHandler, getBuildMetadata), same commit.
+UI_SERVER_HEALTHZ = {
+    "buildDate": "Tue Oct  7 19:01:55 UTC 2025",
+    "frontendCommitHash": "8fe8d7bdd88f027bde080f619762a0b3294796db",
+    "frontendTagName": "2.15.0",
+    "apiServerReady": True,
+    "apiServerCommitHash": "8fe8d7bdd88f027bde080f619762a0b3294796db",  # the commit of tag 2.15.0
+    "apiServerTagName": "2.15.0",
+    "apiServerMultiUser": True,
+    "multi_user": True,
+    "pipelineStore": "database",
+}
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hala")
@@ -35,13 +59,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class FakeHealthz:
+    """kfp.Client's generated healthz API: answers the raw response asked for with _preload_content=False."""
+
+    def __init__(self, body: dict[str, Any], status: int = 200) -> None:
+        self.body, self.status = body, status
+        self.calls: list[dict[str, Any]] = []
+
+    def healthz_service_get_healthz(self, **kwargs: Any) -> Any:
+        self.calls.append(kwargs)
+        assert kwargs.get("_preload_content") is False, "the parsed model drops tag_name"
+        return SimpleNamespace(status=self.status, data=json.dumps(self.body).encode())
+
+
 class FakeKfp:
     """Records each call; fails when an argument does not fit kfp.Client's signature of that method."""
 
-    def __init__(self, existing_pipeline: str | None = None) -> None:
+    def __init__(self, existing_pipeline: str | None = None, healthz: FakeHealthz | None = None) -> None:
         self.existing = existing_pipeline
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.packages: list[str] = []
+        self._healthz_api = healthz or FakeHealthz(API_SERVER_HEALTHZ)  # kfp.Client's attribute name
 
     def _record(self, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         bound = inspect.signature(getattr(kfp.Client, method)).bind(None, *args, **kwargs)
@@ -234,7 +272,12 @@ def test_cli_submit_compiles_the_preset_and_prints_the_link(
 ) -> None:
     fake = FakeKfp(existing_pipeline=None)
     seen: list[ops.Connection] = []
-    monkeypatch.setattr(ops, "connect", lambda conn: seen.append(conn) or fake)
+
+    def connect(conn: ops.Connection) -> FakeKfp:
+        seen.append(conn)
+        return fake
+
+    monkeypatch.setattr(ops, "connect", connect)
     monkeypatch.delenv(ops.UI_HOST_ENV, raising=False)
     args = _parser().parse_args(
         [
@@ -308,14 +351,15 @@ class _Response:
 class Server:
     """Answers kfp's requests like a KFP v2beta1 API server with one pipeline and no experiment."""
 
-    def __init__(self) -> None:
+    def __init__(self, healthz: dict[str, Any] | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.healthz = API_SERVER_HEALTHZ if healthz is None else healthz
 
     def __call__(self, method: str, url: str, **kw: Any) -> _Response:
         path = url.removeprefix("http://kfp.test")
         self.requests.append({"method": method, "path": path, **kw})
         answers = {
-            ("GET", "/apis/v2beta1/healthz"): {"multi_user": False},
+            ("GET", "/apis/v2beta1/healthz"): self.healthz,
             ("GET", "/apis/v2beta1/pipelines"): {
                 "pipelines": [{"pipeline_id": "p-1", "display_name": "hala-tiny"}]
             },
@@ -330,16 +374,22 @@ class Server:
         return _Response(answers[(method, path)])
 
 
-def test_real_kfp_client_builds_these_requests(
-    tiny_package: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    server = Server()
+def _real_client(server: Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """A real kfp.Client whose HTTP requests ``server`` answers."""
     monkeypatch.setattr(
         kfp_server_api.ApiClient, "request", lambda _api, method, url, **kw: server(method, url, **kw)
     )
     monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "context.json"))
     monkeypatch.setenv(ops.TOKEN_ENV, "s3cret")
-    client = ops.connect(ops.Connection(host="http://kfp.test"))
+    return ops.connect(ops.Connection(host="http://kfp.test"))
+
+
+def test_real_kfp_client_builds_these_requests(
+    tiny_package: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    server = Server()
+    client = _real_client(server, monkeypatch, tmp_path)
+    assert ops.check_backend(client) is None  # tag_name 2.17.0, read from the unparsed body
     plan = ops.plan_submit(load_preset("tiny"), version_name="v-9", run_name="r", namespace="team-a", now=NOW)
     assert ops.submit(client, tiny_package, plan) == ops.Submitted("p-1", "v-9", "e-1", "r-1")
 
@@ -385,6 +435,117 @@ def test_real_kfp_client_builds_these_requests(
         "pipeline_version_reference": {"pipeline_id": "p-1", "pipeline_version_id": "v-9"},
         "runtime_config": {"parameters": {"run_name": "r"}},
     }
+
+
+def test_real_kfp_client_reads_the_ui_servers_healthz_and_refuses_2_15(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    server = Server(healthz=UI_SERVER_HEALTHZ)
+    client = _real_client(server, monkeypatch, tmp_path)
+    with pytest.raises(ops.KfpError, match=r"backend 2\.15\.0 is older than 2\.17\.0"):
+        ops.check_backend(client)
+    healthz = [r for r in server.requests if r["path"] == ops.HEALTHZ_PATH]
+    assert healthz and all(r["headers"].get("authorization") == "Bearer s3cret" for r in healthz)
+    assert {r["path"] for r in server.requests} == {ops.HEALTHZ_PATH}, "nothing but healthz was asked"
+
+
+@pytest.mark.parametrize(
+    ("tag", "version"),
+    [
+        ("2.17.0", (2, 17, 0)),
+        ("v2.18.1", (2, 18, 1)),
+        ("2.17", (2, 17, 0)),
+        ("2.17.0-rc.1", (2, 17, 0)),
+        ("2.15.0", (2, 15, 0)),
+        ("master", None),
+        ("unknown", None),  # the API server's default when the image has no TAG_NAME
+        ("dev", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_backend_version_parsing(tag: str | None, version: tuple[int, int, int] | None) -> None:
+    assert ops.parse_backend_version(tag) == version
+
+
+def test_backend_from_either_healthz_shape() -> None:
+    assert ops.backend_from_healthz(API_SERVER_HEALTHZ) == ops.Backend(
+        "2.17.0", "4a3592cb2dd0a91a4652ab93893ec8beda1f3158"
+    )
+    assert ops.backend_from_healthz(UI_SERVER_HEALTHZ).version == (2, 15, 0)
+    assert ops.backend_from_healthz({"multi_user": False}) == ops.Backend(None, None)
+
+
+def test_a_recent_backend_passes_silently() -> None:
+    newer = FakeHealthz({**API_SERVER_HEALTHZ, "tag_name": "2.18.0"})
+    assert ops.check_backend(FakeKfp(healthz=newer)) is None
+    assert ops.check_backend(FakeKfp()) is None
+
+
+def test_an_old_backend_is_refused_naming_the_version_needed() -> None:
+    old = FakeKfp(healthz=FakeHealthz({**API_SERVER_HEALTHZ, "tag_name": "2.15.0"}))
+    with pytest.raises(ops.KfpError) as err:
+        ops.check_backend(old)
+    message = str(err.value)
+    assert "backend 2.15.0 is older than 2.17.0" in message
+    assert "#12782" in message and "#13322" in message and "--allow-old-backend" in message
+    assert "nothing was uploaded" in message
+    warning = ops.check_backend(old, allow_old=True)
+    assert warning is not None and "uploading anyway (--allow-old-backend)" in warning
+
+
+@pytest.mark.parametrize("tag", ["master", "unknown", "dev", None])
+def test_a_backend_without_a_release_version_warns_and_goes_on(tag: str | None) -> None:
+    body = {k: v for k, v in API_SERVER_HEALTHZ.items() if k != "tag_name"}
+    fake = FakeKfp(healthz=FakeHealthz(body if tag is None else {**body, "tag_name": tag}))
+    warning = ops.check_backend(fake)
+    assert warning is not None
+    assert "reports no release version" in warning and "2.17.0" in warning and "going on" in warning
+
+
+def test_an_unreadable_healthz_is_refused_unless_allowed() -> None:
+    fake = FakeKfp(healthz=FakeHealthz({"error": "not found"}, status=404))
+    with pytest.raises(ops.KfpError, match=r"answered HTTP 404.*--allow-old-backend"):
+        ops.check_backend(fake)
+    warning = ops.check_backend(fake, allow_old=True)
+    assert warning is not None and "HTTP 404" in warning
+
+
+@pytest.mark.parametrize("command", [["submit"], ["schedule", "--cron", "@daily"]])
+def test_cli_refuses_an_old_backend_before_compiling_or_uploading(
+    command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeKfp(healthz=FakeHealthz(UI_SERVER_HEALTHZ))  # 2.15.0, as Kubeflow 1.11 ships
+    monkeypatch.setattr(ops, "connect", lambda conn: fake)
+    monkeypatch.setattr(ops, "compile_preset_package", lambda preset: pytest.fail("must not compile"))
+    args = _parser().parse_args([*command, "--preset", "tiny"])
+    with pytest.raises(HalaError, match=r"2\.15\.0 is older than 2\.17\.0"):
+        args.func(args)
+    assert fake.calls == [], "nothing is uploaded"
+    assert len(fake._healthz_api.calls) == 1
+
+
+def test_cli_allow_old_backend_warns_and_submits(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeKfp(existing_pipeline="pipe-7", healthz=FakeHealthz(UI_SERVER_HEALTHZ))
+    monkeypatch.setattr(ops, "connect", lambda conn: fake)
+    args = _parser().parse_args(["submit", "--preset", "tiny", "--allow-old-backend"])
+    assert args.func(args) == 0
+    assert "run_pipeline" in dict(fake.calls)
+    err = capsys.readouterr().err
+    assert "warning: Kubeflow Pipelines backend 2.15.0 is older than 2.17.0" in err
+
+
+def test_cli_dev_backend_warns_and_submits(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeKfp(healthz=FakeHealthz({**API_SERVER_HEALTHZ, "tag_name": "master"}))
+    monkeypatch.setattr(ops, "connect", lambda conn: fake)
+    args = _parser().parse_args(["schedule", "--preset", "tiny", "--cron", "@daily"])
+    assert args.func(args) == 0
+    assert "create_recurring_run" in dict(fake.calls)
+    assert "reports no release version (tag 'master'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["submit", "schedule", "runs", "promote", "models", "rerun"])

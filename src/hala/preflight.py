@@ -9,7 +9,9 @@ missing thing and how to fix it (which Secret, which manifest, which command):
    tagged and deleted (a basic-auth user may create models and owns the ones it creates);
 3. the required environment variables (the Secrets a task reads) are set and not empty; values are
    never printed;
-4. every output folder can be created and written (a file is written and removed);
+4. every output folder can be created and written by this process's uid (a probe file is created and
+   removed); on the cluster that is the root of the work claim, which must be writable by
+   :data:`PIPELINE_UID` without an fsGroup, and the error says how to make it so;
 5. every SFT base model's chat template can be masked for assistant-only loss: it has ``{% generation %}``
    markers or is one TRL swaps for a marked training copy (:func:`check_sft_chat_template`; only the
    template file is downloaded), so a model TRL cannot mask fails here and not on the GPU nodes.
@@ -21,7 +23,7 @@ import contextlib
 import functools
 import os
 import re
-import tempfile
+import stat
 import urllib.error
 import urllib.request
 import uuid
@@ -43,6 +45,16 @@ ENV_FIXES: dict[str, str] = {
     "(manifests/secrets/hala-object-store.yaml)",
     "MLFLOW_S3_ENDPOINT_URL": "s3_endpoint_url of the overlay's params (manifests/overlays/*/params.yaml)",
 }
+# The uid every pipeline task runs as, with no fsGroup: RUN_AS_USER in components/images.py (a test
+# checks they agree; the library does not import the components package).
+PIPELINE_UID = 10001
+WORK_VOLUME_FIX = (
+    f"on the cluster this is the root of the hala-work claim (manifests/base/pvc.yaml, mounted at "
+    f"cluster.work_root), which must be writable by uid {PIPELINE_UID} with no fsGroup: chown it once "
+    f"(`chown {PIPELINE_UID}:0 <claim root> && chmod 0775 <claim root>`, the Job in docs/cluster.md, "
+    "'Work volume ownership') or use a storage class that mounts it as that uid (its uid/gid or "
+    "mount-permission option); then retry the run"
+)
 SERVER_FIX = (
     "check the tracking_uri key of the hala-mlflow Secret and that the server is up: "
     "kubectl -n hala rollout status deploy/hala-mlflow (manifests/base/mlflow/); locally, leave "
@@ -86,20 +98,50 @@ def check_env(names: Sequence[str], fixes: Mapping[str, str] = ENV_FIXES) -> str
     return f"environment: {list(names)} set"
 
 
+def _probe_write(folder: Path) -> None:
+    """Create a new probe file in ``folder``, write to it and remove it; ``OSError`` when it cannot."""
+    probe = folder / f".hala-preflight-{uuid.uuid4().hex[:12]}"
+    fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        os.write(fd, b"hala preflight probe\n")
+    finally:
+        os.close(fd)
+        probe.unlink()
+
+
+def _ownership(folder: Path) -> str:
+    """``owner uid U gid G, mode drwxr-xr-x`` of ``folder``, or why it cannot be read."""
+    try:
+        info = folder.stat()
+    except OSError as error:
+        return f"cannot stat it: {error.strerror or error}"
+    return f"owner uid {info.st_uid} gid {info.st_gid}, mode {stat.filemode(info.st_mode)}"
+
+
+def _writable_fix(folder: Path, uid: int) -> str:
+    """How to make ``folder`` writable: the work claim's ownership, and locally a chown for ``uid``."""
+    if uid == PIPELINE_UID:
+        return WORK_VOLUME_FIX
+    return (
+        f"make it writable by uid {uid} (`chown {uid} {folder}`) or mount a volume there; "
+        f"pipeline tasks run as uid {PIPELINE_UID}; {WORK_VOLUME_FIX}"
+    )
+
+
 def check_output_dir(path: str | Path) -> str:
-    """Create ``path`` if needed and write and remove a file in it."""
+    """Create ``path`` if needed and create, write and remove a probe file in it as this process's uid."""
     folder = Path(path)
+    uid = os.geteuid()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".hala-preflight-"):
-            pass
+        _probe_write(folder)
     except OSError as error:
         raise CheckFailed(
-            f"output folder {folder} is not writable ({type(error).__name__}: {error.strerror or error})",
-            f"make it writable by uid {os.getuid()} or mount a volume there; on the cluster it is the "
-            "hala-work claim (manifests/base/pvc.yaml): kubectl -n hala get pvc hala-work",
+            f"output folder {folder} is not writable by uid {uid} ({_ownership(folder)}; "
+            f"{type(error).__name__}: {error.strerror or error})",
+            _writable_fix(folder, uid),
         ) from error
-    return f"output folder {folder} writable"
+    return f"output folder {folder} writable by uid {uid}"
 
 
 @contextlib.contextmanager

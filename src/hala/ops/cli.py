@@ -56,9 +56,18 @@ def _report(args: argparse.Namespace, plan: kfp_ops.SubmitPlan, done: kfp_ops.Su
     print(f"{what:<11} {plan.run_name} ({done.run_id})")
 
 
+def _checked_client(args: argparse.Namespace) -> kfp_ops.KfpClient:
+    """Connect, then refuse a backend too old for the pipeline before compiling or uploading."""
+    client = kfp_ops.connect(_connection(args))
+    warning = kfp_ops.check_backend(client, allow_old=args.allow_old_backend)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    return client
+
+
 def _cmd_submit(args: argparse.Namespace) -> int:
     plan = _plan(args)
-    client = kfp_ops.connect(_connection(args))
+    client = _checked_client(args)
     with kfp_ops.compiled_package(kfp_ops.compile_preset_package(args.preset)) as package:
         done = kfp_ops.submit(client, package, plan)
     _report(args, plan, done, "run:")
@@ -69,7 +78,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 def _cmd_schedule(args: argparse.Namespace) -> int:
     cron = kfp_ops.validate_cron(args.cron)  # before compiling or connecting
     plan = _plan(args)
-    client = kfp_ops.connect(_connection(args))
+    client = _checked_client(args)
     with kfp_ops.compiled_package(kfp_ops.compile_preset_package(args.preset)) as package:
         done = kfp_ops.schedule(
             client, package, plan, cron, max_concurrency=args.max_concurrency, catchup=args.catchup
@@ -162,6 +171,15 @@ def _kfp_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--namespace", default=None, help="profile namespace in multi-user Kubeflow")
 
 
+def _backend_option(p: argparse.ArgumentParser) -> None:
+    needed = ".".join(map(str, kfp_ops.MIN_BACKEND))
+    p.add_argument(
+        kfp_ops.ALLOW_OLD_FLAG,
+        action="store_true",
+        help=f"upload even when the KFP backend reports a version older than {needed} (runs may fail)",
+    )
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--experiment", default=None, help="KFP experiment (default: the preset's tracking.experiment)"
@@ -190,6 +208,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--version-name", default=None, help="pipeline version name (default: fingerprint+time)")
     _run_options(p)
     _kfp_options(p)
+    _backend_option(p)
     p.set_defaults(func=_cmd_submit)
 
     p = sub.add_parser("schedule", help="compile a preset, upload it to KFP and create a recurring run")
@@ -205,6 +224,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--version-name", default=None, help="pipeline version name (default: fingerprint+time)")
     _run_options(p)
     _kfp_options(p)
+    _backend_option(p)
     p.set_defaults(func=_cmd_schedule)
 
     p = sub.add_parser("runs", help="list recent KFP runs")

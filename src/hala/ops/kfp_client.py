@@ -2,15 +2,18 @@
 
 The requests are computed by small pure functions (:func:`plan_submit`, :func:`validate_cron`); a thin
 layer hands them to ``kfp.Client`` (any object with its methods, so tests pass a recording fake).
+Before uploading, :func:`check_backend` reads the server's version and refuses one older than
+:data:`MIN_BACKEND`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +30,13 @@ HOST_ENV = "KF_PIPELINES_ENDPOINT"  # kfp.Client's own variable for the API endp
 UI_HOST_ENV = "KF_PIPELINES_UI_ENDPOINT"  # kfp.Client's own variable for the UI, when it differs
 
 KfpClient = Any  # kfp.Client, or a test double with the same methods
+
+# The oldest KFP backend the compiled pipeline runs on. 2.16.0 brought container security contexts
+# (kubeflow/pipelines#12782; 2.15's compiler rejects the `securityContext` field the tasks set) and
+# 2.17.0 the propagation of a ParallelFor's state up to the exit handler (kubeflow/pipelines#13322).
+MIN_BACKEND = (2, 17, 0)
+ALLOW_OLD_FLAG = "--allow-old-backend"
+HEALTHZ_PATH = "/apis/v2beta1/healthz"
 
 
 class KfpError(HalaError):
@@ -192,6 +202,113 @@ def connect(conn: Connection) -> KfpClient:
             f"http://localhost:8080 after `kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80`) "
             f"and the token (--existing-token or ${TOKEN_ENV})"
         ) from exc
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The release tag and commit a KFP server reports on its healthz endpoint (None when absent)."""
+
+    tag: str | None
+    commit: str | None
+
+    @property
+    def version(self) -> tuple[int, int, int] | None:
+        """``(major, minor, patch)`` of the tag, or None for a dev build (``master``, ``unknown``, none)."""
+        return parse_backend_version(self.tag)
+
+
+_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+.][0-9A-Za-z.+-]*)?")
+
+
+def parse_backend_version(tag: str | None) -> tuple[int, int, int] | None:
+    """``"2.17.0"`` -> ``(2, 17, 0)``; a ``v`` prefix and a suffix (``-rc.1``) are allowed, else None.
+
+    A pre-release counts as its release (``2.17.0-rc.1`` passes a 2.17.0 minimum).
+    """
+    match = _VERSION.fullmatch(tag.strip()) if tag else None
+    if match is None:
+        return None
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
+def backend_from_healthz(body: Mapping[str, Any]) -> Backend:
+    """The tag and commit in a healthz body, written either by the API server or by the UI server.
+
+    The API server (``ml-pipeline``, in-cluster) answers ``{"commit_sha", "tag_name", "multi_user",
+    "pipeline_store"}``: kubeflow/pipelines backend/src/apiserver/main.go, ``healthzResponse`` and
+    ``newHealthzResponse`` (TAG_NAME/COMMIT_SHA of the image, default "unknown"), commit
+    7b70c7b95f6832772efd6fd0029a4024491a0f44; tag 2.15.0 (8fe8d7bdd88f) writes the same keys. The UI
+    server (``ml-pipeline-ui``, what a port-forward or the Kubeflow gateway reaches) answers the same
+    path with its own stats, ``apiServerTagName`` and ``apiServerCommitHash`` copied from those keys:
+    frontend/server/handlers/healthz.ts, ``getHealthzHandler``, same commit.
+    """
+    tag = body.get("tag_name") or body.get("apiServerTagName")
+    commit = body.get("commit_sha") or body.get("apiServerCommitHash")
+    return Backend(str(tag) if tag else None, str(commit) if commit else None)
+
+
+def read_healthz(client: KfpClient) -> dict[str, Any]:
+    """The JSON body of ``GET /apis/v2beta1/healthz``, through the client's own endpoint and credentials.
+
+    ``kfp.Client.get_kfp_healthz()`` parses the body into the proto's ``GetHealthzResponse``, which
+    has only ``multi_user`` and ``pipeline_store`` (kubeflow/pipelines backend/api/v2beta1/healthz.proto,
+    commit 7b70c7b95f6832772efd6fd0029a4024491a0f44), so the version keys the server adds are dropped.
+    Hence the same generated call, with ``_preload_content=False``, which returns the raw response.
+    """
+    try:
+        response = client._healthz_api.healthz_service_get_healthz(
+            _preload_content=False, _request_timeout=30
+        )
+        status = int(getattr(response, "status", 200))
+        if not 200 <= status < 300:
+            raise KfpError(f"GET {HEALTHZ_PATH} answered HTTP {status}")
+        body = json.loads(response.data or b"{}")
+    except KfpError:
+        raise
+    except Exception as exc:  # kfp_server_api raises bare urllib3/ApiException errors
+        raise KfpError(f"GET {HEALTHZ_PATH} failed: {exc}") from exc
+    return body if isinstance(body, dict) else {}
+
+
+def _needed() -> str:
+    return ".".join(map(str, MIN_BACKEND))
+
+
+def check_backend(client: KfpClient, *, allow_old: bool = False) -> str | None:
+    """Refuse a KFP backend older than :data:`MIN_BACKEND`, before anything is uploaded.
+
+    Returns a warning to print, or None when the backend is recent enough. A backend that reports
+    no release version (a dev build: tag ``master``, ``unknown`` or none) only warns: it cannot be
+    checked. ``allow_old`` (``--allow-old-backend``) turns every refusal into a warning.
+    """
+    override = f"pass {ALLOW_OLD_FLAG} to upload anyway"
+    try:
+        backend = backend_from_healthz(read_healthz(client))
+    except KfpError as exc:
+        if allow_old:
+            return f"cannot read the KFP backend's version ({exc}); going on ({ALLOW_OLD_FLAG})"
+        raise KfpError(
+            f"cannot read the Kubeflow Pipelines backend's version ({exc}): this pipeline needs "
+            f"{_needed()} or newer; check --host and the token, or {override}"
+        ) from exc
+    version = backend.version
+    if version is None:
+        return (
+            f"the Kubeflow Pipelines backend reports no release version (tag {backend.tag!r}, commit "
+            f"{backend.commit!r}; a dev build?): cannot check it is {_needed()} or newer; going on"
+        )
+    if version >= MIN_BACKEND:
+        return None
+    found = ".".join(map(str, version))
+    why = (
+        f"Kubeflow Pipelines backend {backend.tag} is older than {_needed()}, which this pipeline needs "
+        "(2.16 added container security contexts, kubeflow/pipelines#12782; 2.17.0 reports a ParallelFor's "
+        "status to the exit handler, #13322; Kubeflow 1.11 ships 2.15)"
+    )
+    if allow_old:
+        return f"{why}; uploading anyway ({ALLOW_OLD_FLAG}): runs may fail on {found}"
+    raise KfpError(f"{why}; nothing was uploaded: upgrade Kubeflow Pipelines, or {override}")
 
 
 @contextmanager
