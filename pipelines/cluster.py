@@ -30,15 +30,19 @@ def place(task: dsl.PipelineTask, pool: NodePool, accelerators: int | None = Non
     return task
 
 
-def on_gpu_pool(task: dsl.PipelineTask, cluster: ClusterConfig, engine: EngineConfig) -> dsl.PipelineTask:
+def on_gpu_pool(
+    task: dsl.PipelineTask, cluster: ClusterConfig, engine: EngineConfig, pool: NodePool | None = None
+) -> dsl.PipelineTask:
     """Place a generation task: GPUs for vLLM, the data pool for the transformers engine.
 
-    vLLM gets the translation pool, one GPU per tensor-parallel rank and shared memory for its workers.
+    vLLM gets ``pool`` (by default the translation pool), one GPU per tensor-parallel rank and shared
+    memory for its workers.
     """
     if engine.kind != "vllm":
         return place(task, cluster.data_pool, accelerators=0)
     kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory")
-    return place(task, cluster.translation_pool, accelerators=engine.tensor_parallel_size)
+    gpus = cluster.translation_pool if pool is None else pool
+    return place(task, gpus, accelerators=engine.tensor_parallel_size)
 
 
 def on_training_pool(task: dsl.PipelineTask, cluster: ClusterConfig, cfg: TrainingConfig) -> dsl.PipelineTask:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from kfp import dsl
 
-from hala.config import EngineConfig, ModelRef, Preset, TrainingConfig
+from hala.config import EngineConfig, ModelRef, NodePool, Preset, TrainingConfig, teacher_pool
 from hala_components.data import finish_run_op, preflight_op, prepare_source_op, start_run_op
 from hala_components.evaluation import (
     benchmark_report_op,
@@ -40,9 +40,9 @@ def build_pipeline(preset: Preset, preset_file_hash: str = "") -> Callable[..., 
     def cpu(task: dsl.PipelineTask) -> dsl.PipelineTask:
         return with_secrets(place(task, cluster.data_pool), cluster)
 
-    def gpu(task: dsl.PipelineTask, engine: EngineConfig) -> dsl.PipelineTask:
+    def gpu(task: dsl.PipelineTask, engine: EngineConfig, pool: NodePool | None = None) -> dsl.PipelineTask:
         task.set_retry(num_retries=cluster.retries, backoff_duration="60s")
-        return with_work_volume(with_secrets(on_gpu_pool(task, cluster, engine), cluster), cluster)
+        return with_work_volume(with_secrets(on_gpu_pool(task, cluster, engine, pool), cluster), cluster)
 
     def train(task: dsl.PipelineTask, cfg: TrainingConfig) -> dsl.PipelineTask:
         task.set_retry(num_retries=cluster.retries, backoff_duration="120s")
@@ -107,10 +107,18 @@ def build_pipeline(preset: Preset, preset_file_hash: str = "") -> Callable[..., 
                 source_model=teacher_model.outputs["model"],
                 opus=prepared["opus100"],
             )
-            gpu(quant_task.set_display_name("quantize teacher FP8"), preset.teacher.engine)
+            gpu(
+                quant_task.set_display_name("quantize teacher FP8"),
+                preset.teacher.engine,
+                teacher_pool(cluster),
+            )
 
             def fan_out(
-                op: Callable[..., dsl.PipelineTask], engine: EngineConfig, name: str, **inputs: object
+                op: Callable[..., dsl.PipelineTask],
+                engine: EngineConfig,
+                name: str,
+                pool: NodePool | None = None,
+                **inputs: object,
             ) -> dsl.PipelineTask:
                 """One task per shard, at most ``engine.parallelism`` at once; returns the loop's task."""
                 with dsl.ParallelFor(items=shards, parallelism=engine.parallelism, name=name) as shard:
@@ -121,13 +129,14 @@ def build_pipeline(preset: Preset, preset_file_hash: str = "") -> Callable[..., 
                         shard=shard,
                         **inputs,
                     )
-                    gpu(task.set_display_name(name), engine)
+                    gpu(task.set_display_name(name), engine, pool)
                 return task
 
             teacher_task = fan_out(
                 teacher_translate_op,
                 preset.teacher.engine,
                 "teacher-translate",
+                teacher_pool(cluster),
                 model=quant_task.outputs["quantized"],
                 prepared=prepared["openorca"],
             )

@@ -11,7 +11,7 @@ from google.protobuf import json_format, struct_pb2
 from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from hala.config import load_preset
+from hala.config import load_preset, resolve_preset_path
 from hala_pipelines.compile import CLUSTER_PRESETS, COMPILED_DIR, compile_preset
 
 # Compiling a cluster pipeline takes seconds: the component tier.
@@ -93,6 +93,26 @@ def test_translation_tasks_request_a100s_by_tensor_parallel_size(preset: str) ->
             "nvidia.com/gpu",
             str(count),
         ), name
+
+
+def _node_pools(pipeline: Path) -> dict[str, str]:
+    _, platform_doc = _documents(pipeline)
+    executors = platform_doc["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    return {name: spec["nodeSelector"]["labels"]["hala.ai/pool"] for name, spec in executors.items()}
+
+
+def test_the_teacher_pool_is_a_preset_choice(tmp_path: Path) -> None:
+    """paper: the report's A100s; teacher_pool: training_pool moves quantise and teacher to the H100s."""
+    paper = _node_pools(COMPILED_DIR / "paper.yaml")
+    assert paper["exec-quantize-op"] == paper["exec-teacher-translate-op"] == "a100"
+    raw = yaml.safe_load(resolve_preset_path("paper").read_text())
+    raw["cluster"]["teacher_pool"] = "training_pool"
+    raw["name"] = "paper-h100-teacher"
+    variant = tmp_path / "paper-h100-teacher.yaml"
+    variant.write_text(yaml.safe_dump(raw))
+    moved = _node_pools(compile_preset(str(variant), tmp_path / "out.yaml"))
+    assert moved["exec-quantize-op"] == moved["exec-teacher-translate-op"] == "h100"
+    assert moved["exec-judge-filter-op"] == moved["exec-corpus-translate-op"] == "a100"
 
 
 @pytest.mark.parametrize("preset", CLUSTER_PRESETS)

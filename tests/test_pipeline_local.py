@@ -97,6 +97,7 @@ def test_tiny_pipeline_prepares_every_source_and_tracks_it(tiny_run: tuple[Path,
     quant = stages["quantize"].data.metrics
     assert {"quant.chrf_source", "quant.chrf_fp8", "quant.chrf_delta", "quant.size_fp8_bytes"} <= set(quant)
     assert quant["quant.size_fp8_bytes"] < quant["quant.size_source_bytes"]
+    assert quant["quant.speedup"] > 0 and quant["quant.report_speedup"] == 2.0
     judged = [stages[f"judge_filter-{s}"].data.metrics for s in shards]
     assert sum(m["judge.read"] for m in judged) == counts["opus100"]["kept"]
     assert (
@@ -165,7 +166,10 @@ def test_tiny_pipeline_prepares_every_source_and_tracks_it(tiny_run: tuple[Path,
         assert isinstance(json.loads(version.tags["hala.gate.reasons"]), list)
     tables = report_tables(result.pipeline_root)
     assert len(tables) == 2
-    assert "| average |" in tables[0] and "Gate verdict on hala-tiny version 1" in tables[0]
+    # Table 1's layout: our base, fine-tune and HALA rows first, then the report's nano bucket.
+    assert "| Size | Model | Params | AlGhafa |" in tables[0] and "| Average |" in tables[0]
+    assert "| nano | hala-tiny | tiny |" in tables[0] and "| nano (report) | HALA-1.2B |" in tables[0]
+    assert "Gate verdict on hala-tiny version 1" in tables[0]
     assert "| teacher_fp8 |" in tables[1] and "ROUGE-L (Arabic-aware)" in tables[1]
     run_root = sorted(result.pipeline_root.iterdir())[-1]
     assert (run_root / "benchmark-report-op" / "report" / "chart.png").exists()

@@ -74,6 +74,9 @@ def test_the_reports_counts_and_costs(report: str) -> None:
     assert "roughly 4.5M samples" in report and reference.CORPUS_SAMPLES == 4_500_000
     assert f"budget of \\${reference.TRAINING_COST_USD:,}" in report
     assert f"roughly \\${reference.TRANSLATION_COST_USD}" in report
+    assert "12×A100" in report and "8×H100-SXM" in report
+    assert "(empirically $\\approx 2\\times$ faster than the non-quantized counterpart)" in report
+    assert reference.FP8_SPEEDUP == 2.0
 
 
 def test_paper_gates_pass_the_reports_own_hala_models_against_their_bases() -> None:

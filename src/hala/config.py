@@ -56,6 +56,12 @@ class DataConfig(_Strict):
     )
     num_shards: int = Field(gt=0, le=4096)
     sources: dict[str, SourceSettings]
+    max_quarantine_fraction: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="a source that quarantines more of its rows (the recipe's own selections aside) stops",
+    )
 
     @field_validator("sources")
     @classmethod
@@ -88,6 +94,13 @@ class QualityConfig(_Strict):
     min_script_ratio: float = Field(ge=0.0, le=1.0, description="share of letters in the target script")
     max_compression_ratio: float = Field(default=4.0, gt=1.0, description="zlib ratio of repeating text")
     reject_truncated: bool = Field(description="quarantine outputs cut off at max_new_tokens")
+    max_quarantine_fraction: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="a translation or judge shard that quarantines more of its records stops "
+        "(the judge's reject verdicts aside: they are its filter)",
+    )
 
 
 class QuantConfig(_Strict):
@@ -272,11 +285,22 @@ class ClusterConfig(_Strict):
     translation_pool: NodePool
     training_pool: NodePool
     merge_pool: NodePool = Field(description="CPU nodes with memory for two models' weights (slerp)")
+    teacher_pool: Literal["translation_pool", "training_pool"] = Field(
+        default="translation_pool",
+        description="where the FP8 teacher quantises and translates: FP8 matmuls need H100-class GPUs "
+        "(training_pool); on A100s (translation_pool) vLLM runs FP8 weight-only",
+    )
     hub_token_secret: str = Field(description="Kubernetes Secret holding HF_TOKEN (name only, never a value)")
     mlflow_secret: str = Field(description="Kubernetes Secret with MLflow credentials (name only)")
     retries: int = Field(default=2, ge=0, le=10, description="retries of a failed task (preemption, network)")
     work_pvc: str = Field(description="PersistentVolumeClaim shared by shard tasks, so a retry resumes")
     work_root: str = Field(default="/hala-work", description="where work_pvc is mounted in the pods")
+
+
+def teacher_pool(cluster: ClusterConfig) -> NodePool:
+    """The node pool the preset puts the FP8 teacher on."""
+    pool: NodePool = getattr(cluster, cluster.teacher_pool)
+    return pool
 
 
 def secret_env(cluster: ClusterConfig) -> dict[str, dict[str, str]]:

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hala.errors import SourceReadError
+from hala.errors import HalaError, SourceReadError
 from hala.sources import RECORD_SCHEMA, Normalised, SourceSpec
 from hala.sources.columnar import stable_hash, stable_shard
 from hala.sources.schema import check_columns, decode_json_lists
@@ -277,6 +277,38 @@ def prepare_source(
     return counts
 
 
+class QuarantineLimitError(HalaError):
+    """A stage set aside more of its rows than its preset allows."""
+
+
+def check_quarantine(
+    what: str,
+    read: int,
+    quarantine: pa.Table,
+    max_fraction: float,
+    exempt: frozenset[str] = frozenset(),
+    examples: int = 5,
+) -> None:
+    """Stop when more than ``max_fraction`` of ``read`` rows were quarantined for reasons not ``exempt``.
+
+    ``exempt`` names the reasons that are the recipe's own selections, not lost data. The error gives
+    the fraction, the top reasons with their counts and a few example ids, and what to do.
+    """
+    reasons = {r: n for r, n in count_reasons(quarantine).items() if r not in exempt}
+    lost = sum(reasons.values())
+    if read == 0 or lost / read <= max_fraction:
+        return
+    top = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:3]
+    rows = quarantine.filter(pa.array([r not in exempt for r in quarantine.column("reason").to_pylist()]))
+    ids = rows.column("id").slice(0, examples).to_pylist()
+    raise QuarantineLimitError(
+        f"{what}: {lost} of {read} rows quarantined ({lost / read:.1%}), more than the allowed "
+        f"{max_fraction:.1%}; top reasons: {', '.join(f'{r} {n}' for r, n in top)}; example ids: "
+        f"{', '.join(map(str, ids))}. Inspect the quarantine file; fix the source or the settings, or "
+        "raise max_quarantine_fraction in the preset if this loss is expected."
+    )
+
+
 def read_records(folder: Path) -> pa.Table:
     """All records of a prepared source folder (its shards, in shard order)."""
     paths = sorted((folder / "shards").glob("shard-*.parquet"))
@@ -287,7 +319,9 @@ def read_records(folder: Path) -> pa.Table:
 
 __all__ = [
     "Prepared",
+    "QuarantineLimitError",
     "SourceCounts",
+    "check_quarantine",
     "normalise_table",
     "prepare_source",
     "read_records",

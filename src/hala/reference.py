@@ -121,7 +121,9 @@ TEACHER_ROWS = 405_000
 BILINGUAL_EXAMPLES = 1_260_000  # "~1.26M"
 # Section 2.5: the translated Arabic instruction corpus.
 CORPUS_SAMPLES = 4_500_000  # "roughly 4.5M"
-# Section 3, "Compute and cost" (US dollars).
+# Section 2.1: the FP8 teacher is "empirically ~2x faster than the non-quantized counterpart".
+FP8_SPEEDUP = 2.0
+# Section 3, "Compute and cost" (US dollars); translation ran on 12xA100, training on 8xH100-SXM.
 TRAINING_COST_USD = 1_000  # 8xH100-SXM
 TRANSLATION_COST_USD = 500  # 12xA100
 

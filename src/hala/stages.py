@@ -10,11 +10,12 @@ import functools
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from mlflow.tracking import MlflowClient
 
 from hala import registry, tracking
 from hala.config import Preset
-from hala.prepare import SourceCounts, prepare_source
+from hala.prepare import SourceCounts, check_quarantine, prepare_source
 from hala.sources import get_source
 
 
@@ -90,9 +91,10 @@ def prepare(preset_json: str, key: str, parent_run_id: str, out_dir: str) -> Sou
     """Read, validate, normalise and shard one source, logged as a nested MLflow run."""
     preset = parse_preset(preset_json)
     settings = preset.data.sources[key]
+    spec = get_source(key)
     with tracking.stage_run(parent_run_id, f"prepare-{key}"):
         counts = prepare_source(
-            get_source(key),
+            spec,
             source_location(preset, key),
             Path(out_dir),
             num_shards=preset.data.num_shards,
@@ -100,6 +102,14 @@ def prepare(preset_json: str, key: str, parent_run_id: str, out_dir: str) -> Sou
             revision=settings.revision,
         )
         tracking.log_source_counts(counts, parent_run_id)
+        quarantine = pq.read_table(Path(out_dir) / "quarantine.parquet")
+        check_quarantine(
+            f"source {key} ({spec.hub_id})",
+            counts.read,
+            quarantine,
+            preset.data.max_quarantine_fraction,
+            exempt=spec.selections,
+        )
     return counts
 
 

@@ -77,3 +77,6 @@ class SourceSpec:
     extensions: tuple[str, ...] = ("parquet", "jsonl", "json", "csv")
     # True where ``normalise`` reads row positions (ids, positions within a subject): never sliced.
     whole_table: bool = False
+    # Quarantine reasons that are the recipe's own selections (Tulu-3's multilingual subsets, Hermes-3's
+    # code): counted like every reason, but not data lost, so the quarantine guard leaves them out.
+    selections: frozenset[str] = frozenset()

@@ -85,4 +85,5 @@ SPEC = SourceSpec(
     columns={"conversations": list_of(struct(**{"from": STRING, "value": STRING}))},
     normalise=normalise,
     rules="code-related conversations quarantined (see CODE_PATTERN)",
+    selections=frozenset({"code_related"}),
 )

@@ -78,4 +78,5 @@ SPEC = SourceSpec(
     columns={"id": STRING, "messages": list_of(struct(role=STRING, content=STRING)), "source": STRING},
     normalise=normalise,
     rules="English subsets only (ENGLISH_SUBSETS); multilingual and unknown subsets quarantined",
+    selections=frozenset({"non_english_subset"}),
 )

@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 
 from hala import tracking
 from hala.config import EngineConfig, Preset
-from hala.prepare import count_reasons, read_records, shard_name
+from hala.prepare import check_quarantine, count_reasons, read_records, shard_name
+from hala.quantize import TimedTranslations
 from hala.translate.conversations import (
     TEACHER_SCHEMA,
     TRANSLATED_SCHEMA,
@@ -32,7 +33,15 @@ from hala.translate.conversations import (
     teacher_tuples,
     translate_records,
 )
-from hala.translate.engines import Engine, GenerationSettings, TransformersEngine, VLLMEngine, VLLMSettings
+from hala.translate.engines import (
+    Engine,
+    Generation,
+    GenerationSettings,
+    Message,
+    TransformersEngine,
+    VLLMEngine,
+    VLLMSettings,
+)
 from hala.translate.quality import QualityRules
 from hala.translate.resume import OUTPUT, QUARANTINE, ShardResult, process_shard
 from hala.translate.runner import TranslateSettings, sampling_retry, translate_texts
@@ -74,11 +83,46 @@ def translate_settings(
     )
 
 
-def translate_with_model(preset: Preset, model_dir: Path, texts: Sequence[str]) -> list[str]:
-    """Teacher-prompt translations of ``texts`` by one model (failed texts come back empty)."""
+def _device() -> str:
+    """Where this process generates: ``cuda`` with a GPU, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class _CountingEngine:
+    """An engine that counts the tokens it generates."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.max_model_len = engine.max_model_len
+        self.output_tokens = 0
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text``, as the wrapped engine counts them."""
+        return self.engine.count_tokens(text)
+
+    def chat(self, conversations: Sequence[list[Message]], settings: GenerationSettings) -> list[Generation]:
+        """The wrapped engine's generations; their completion tokens are added up."""
+        generations = self.engine.chat(conversations, settings)
+        self.output_tokens += sum(g.completion_tokens for g in generations)
+        return generations
+
+
+def translate_with_model(preset: Preset, model_dir: Path, texts: Sequence[str]) -> TimedTranslations:
+    """Teacher-prompt translations of ``texts`` by one model (failed texts come back empty), timed warm.
+
+    The engine loads and translates the first text once before the clock starts (vLLM's CUDA graphs,
+    kernel selection), so the time is that of generation alone.
+    """
     engine = make_engine(model_dir, preset.teacher.engine)
     settings = translate_settings(preset, preset.teacher.engine, preset.teacher.prompt)
-    return [r.text or "" for r in translate_texts(engine, texts, settings)]
+    translate_texts(engine, texts[:1], settings)
+    counting = _CountingEngine(engine)
+    start = time.perf_counter()
+    results = translate_texts(counting, texts, settings)
+    seconds = time.perf_counter() - start
+    return TimedTranslations([r.text or "" for r in results], counting.output_tokens, seconds)
 
 
 def shard_records(prepared_dir: Path, shard_index: int, num_shards: int) -> pa.Table:
@@ -155,8 +199,14 @@ class ShardTask:
 ShardRunner = Callable[[Preset, pa.Table, Path], tuple[ShardResult, dict[str, float]]]
 
 
-def _shard_stage(task: ShardTask, stage: str, prefix: str, run: ShardRunner) -> dict[str, int]:
-    """Run one shard of a stage in its work folder, log it as a nested run, publish the outputs."""
+def _shard_stage(
+    task: ShardTask, stage: str, prefix: str, run: ShardRunner, exempt: frozenset[str] = frozenset()
+) -> dict[str, int]:
+    """Run one shard of a stage in its work folder, log it as a nested run, publish the outputs.
+
+    The shard stops (after logging its counts) when it quarantined more than the preset's
+    ``quality.max_quarantine_fraction`` of its records for reasons not in ``exempt``.
+    """
     preset = task.preset()
     records = shard_records(Path(task.prepared_dir), task.shard, preset.data.num_shards)
     work = task.work_dir(stage)
@@ -165,6 +215,13 @@ def _shard_stage(task: ShardTask, stage: str, prefix: str, run: ShardRunner) -> 
         start = time.perf_counter()
         result, extra = run(preset, records, work)
         _log_shard(prefix, work, result, time.perf_counter() - start, {"shard": task.shard, **extra})
+        check_quarantine(
+            f"{stage} shard {task.shard}",
+            result.read,
+            pq.read_table(work / QUARANTINE),
+            preset.quality.max_quarantine_fraction,
+            exempt=exempt,
+        )
     publish(work, Path(task.out_dir))
     return {
         "read": result.read,
@@ -226,6 +283,7 @@ def quantize(
     preset_json: str, parent_run_id: str, model_dir: str, opus_dir: str, out_dir: str
 ) -> dict[str, float]:
     """Stage 1: FP8-dynamic teacher, validated on the first OPUS pairs against the source model."""
+    from hala import reference
     from hala.quantize import QuantizationGateError, quantize_fp8, validate_fp8
 
     preset = Preset.model_validate_json(preset_json)
@@ -235,7 +293,11 @@ def quantize(
     with tracking.stage_run(parent_run_id, "quantize"):
         quantize_fp8(Path(model_dir), Path(out_dir), ignore=preset.quant.ignore)
         mlflow.log_params(
-            {"quant.scheme": preset.quant.scheme, "quant.ignore": ",".join(preset.quant.ignore)}
+            {
+                "quant.scheme": preset.quant.scheme,
+                "quant.ignore": ",".join(preset.quant.ignore),
+                "quant.timing_device": _device(),
+            }
         )
         mlflow.log_artifact(str(Path(out_dir) / "recipe.yaml"))
         try:
@@ -251,6 +313,7 @@ def quantize(
             mlflow.log_metrics({f"quant.{k}": v for k, v in exc.report.to_metrics().items()})
             raise
         metrics = {f"quant.{k}": v for k, v in report.to_metrics().items()}
+        metrics["quant.report_speedup"] = reference.FP8_SPEEDUP
         mlflow.log_metrics(metrics)
     (Path(out_dir) / "validation.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
@@ -287,7 +350,7 @@ def judge_filter(task: ShardTask) -> dict[str, int]:
         extra = {f"verdict.{k}": v for k, v in verdict_counts(verdicts).items()} if verdicts else {}
         return result, extra
 
-    return _shard_stage(task, "judge_filter", "judge", run)
+    return _shard_stage(task, "judge_filter", "judge", run, exempt=frozenset({"reject"}))
 
 
 def _make_judge(model_dir: Path, preset: Preset, settings: Any, cpu_judge: Any) -> Any:
