@@ -71,6 +71,22 @@ def test_data_check_fails_with_a_clear_error(tmp_path: Path, capsys: pytest.Capt
     )
 
 
+def test_data_check_stops_on_a_source_losing_more_than_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    row = {"id": "x", "system_prompt": "", "question": "What is 2 + 2?", "response": "4"}
+    rows = [{**row, "id": f"x.{i}", "response": "" if i < 3 else "4"} for i in range(10)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["data", "check", "openorca", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out)["quarantined"] == {"empty_text": 3}  # the counts still print
+    assert "3 of 10 rows quarantined (30.0%), more than the allowed 5.0%" in err
+    assert (
+        "top reasons: empty_text 3" in err and "example ids: openorca:x.0, openorca:x.1, openorca:x.2" in err
+    )
+    assert main(["data", "check", "openorca", str(tmp_path), "--max-quarantine-fraction", "0.3"]) == 0
+
+
 def test_data_check_unknown_source(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "check", "someone/else", "."]) == 2
     assert "known sources" in capsys.readouterr().err

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hala.config import TrainingConfig, load_preset
+from hala.config import TrainingConfig
 from hala.errors import HalaError
 from hala.training.data import check_examples, training_chat_template
-from hala.training.launch import needs_launcher, torchrun_command, trainjob_manifest
+from hala.training.launch import needs_launcher, torchrun_command
 from hala.training.sft import SFTJob, gradient_accumulation, last_checkpoint, sft_config
 
 TRAINING = {
@@ -211,24 +211,6 @@ def test_launch_plans() -> None:
         "hala.training.launch",
         "/w/job.json",
     ]
-
-
-def test_trainjob_manifest_for_multi_node() -> None:
-    cluster = load_preset("paper").cluster
-    m = trainjob_manifest("hala-sft-9b-abc", "kubeflow", "img@sha256:x", "/hala-work/r/job.json", 4, cluster)
-    assert (m["apiVersion"], m["kind"]) == ("trainer.kubeflow.org/v1alpha1", "TrainJob")
-    trainer = m["spec"]["trainer"]
-    assert trainer["numNodes"] == 4 and trainer["numProcPerNode"] == 8
-    assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == 8
-    assert trainer["command"][-1] == "/hala-work/r/job.json"
-    override = m["spec"]["podSpecOverrides"][0]
-    assert override["nodeSelector"] == {"hala.ai/pool": "h100"}
-    assert override["tolerations"][0]["key"] == "nvidia.com/gpu"
-    assert {"name": "work", "persistentVolumeClaim": {"claimName": "hala-work"}} in override["volumes"]
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in override["containers"][0]["env"]}
-    assert env["HF_TOKEN"] == {"name": "hala-hf-token", "key": "token"}
-    assert env["MLFLOW_TRACKING_PASSWORD"] == {"name": "hala-mlflow", "key": "password"}
-    assert all(set(e) == {"name", "valueFrom"} for e in override["containers"][0]["env"])  # by reference only
 
 
 def _start(job: SFTJob, job_file: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hala.config import TRANSLATION_SYSTEMS
+from hala.config import TRANSLATION_SYSTEMS, DataConfig
 from hala.errors import HalaError
 
 
@@ -33,6 +33,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{stage:<24}{json.dumps(counts, sort_keys=True)}")
     for table in report_tables(result.pipeline_root):
         print(f"\n{table}")
+    print("\nslowest tasks (wall time, interpreter start included):")
+    for task in result.slowest(10):
+        print(f"  {task.seconds:7.1f} s  {task.name}")
     print(f"outputs:        {result.pipeline_root}")
     print(
         f"MLflow:         {result.tracking_uri} (experiment '{result.experiment}', run '{result.run_name}')"
@@ -42,7 +45,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
-    from hala.prepare import prepare_source
+    import pyarrow.parquet as pq
+
+    from hala.prepare import check_quarantine, prepare_source
     from hala.sources import get_source
 
     try:
@@ -52,6 +57,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp)
         counts = prepare_source(spec, args.path, out, num_shards=args.shards, limit=args.limit)
+        quarantine = pq.read_table(out / "quarantine.parquet")
     report = {
         "source": spec.hub_id,
         "read": counts.read,
@@ -59,6 +65,14 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
         "quarantined": counts.quarantined,
     }
     print(json.dumps(report, indent=2))
+    # The stage's guard: the same fraction stops `hala data check` with a non-zero exit.
+    check_quarantine(
+        f"source {spec.key} ({args.path})",
+        counts.read,
+        quarantine,
+        args.max_quarantine_fraction,
+        exempt=spec.selections,
+    )
     return 0
 
 
@@ -96,6 +110,24 @@ def _cmd_tiny_models(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- cluster render (issue 11): the objects a run creates by itself, for review ---
+def _cmd_cluster_render(args: argparse.Namespace) -> int:
+    from hala.config import load_preset
+    from hala.training.render import render_preset
+    from hala_components.images import image
+
+    preset = load_preset(args.preset)
+    files = render_preset(preset, Path(args.out), args.namespace, image("train"), args.trainer_release)
+    for path in files:
+        print(path)
+    if not files:
+        print(f"preset '{preset.name}' has no multi-node SFT (nodes > 1): a run creates no object by itself")
+    return 0
+
+
+# --- end cluster render ---
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hala", description="The HALA translate-and-tune recipe on Kubeflow."
@@ -122,6 +154,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="read only the first N rows")
     p.add_argument("--shards", type=int, default=1, help="number of output shards (default 1)")
     p.add_argument("--out", default=None, help="keep the shards and quarantine here (default: discard)")
+    p.add_argument(
+        "--max-quarantine-fraction",
+        type=float,
+        default=DataConfig.model_fields["max_quarantine_fraction"].default,
+        help="exit non-zero when more rows than this are quarantined, the source's selections aside "
+        "(default: %(default)s, the presets' data.max_quarantine_fraction default)",
+    )
     p.set_defaults(func=_cmd_data_check)
 
     evaluation = sub.add_parser("eval", help="evaluation tools").add_subparsers(
@@ -152,6 +191,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder to write one model folder per role into")
     p.add_argument("--seed", type=int, default=0, help="seed (same seed, same bytes)")
     p.set_defaults(func=_cmd_tiny_models)
+
+    # --- cluster render (issue 11) ---
+    cluster = sub.add_parser("cluster", help="cluster tools").add_subparsers(
+        dest="cluster_command", required=True
+    )
+    p = cluster.add_parser(
+        "render",
+        help="write the Kubernetes objects a run creates by itself (multi-node SFT TrainJobs) as YAML",
+    )
+    p.add_argument("--preset", required=True, help="preset name (tiny, nano, small, paper) or YAML path")
+    p.add_argument("--out", required=True, help="folder to write one YAML file per object into")
+    p.add_argument("--namespace", default="hala", help="namespace the run executes in (default: hala)")
+    p.add_argument(
+        "--trainer-release",
+        default=None,
+        help="Kubeflow Trainer release to target (v2.2 or v2.3; default: the preset's, else v2.3)",
+    )
+    p.set_defaults(func=_cmd_cluster_render)
+    # --- end cluster render ---
 
     from hala.metrics import register as register_metrics
     from hala.ops.cli import register as register_ops

@@ -290,6 +290,9 @@ class ClusterConfig(_Strict):
         description="where the FP8 teacher quantises and translates: FP8 matmuls need H100-class GPUs "
         "(training_pool); on A100s (translation_pool) vLLM runs FP8 weight-only",
     )
+    trainer_release: Literal["v2.2", "v2.3"] = Field(
+        default="v2.3", description="Kubeflow Trainer release the multi-node SFT TrainJobs target"
+    )
     hub_token_secret: str = Field(description="Kubernetes Secret holding HF_TOKEN (name only, never a value)")
     mlflow_secret: str = Field(description="Kubernetes Secret with MLflow credentials (name only)")
     retries: int = Field(default=2, ge=0, le=10, description="retries of a failed task (preemption, network)")

@@ -92,7 +92,7 @@ def sft(
     Checkpoints go to ``<work_root>/<kfp run>/sft-<role>``, so a retried task resumes. Returns the
     model's lineage metadata (base, revision, data fingerprint, counts).
     """
-    from hala.training.launch import run_job, run_trainjob, trainjob_manifest
+    from hala.training.launch import run_job, run_trainjob, trainjob_manifest, trainjob_name
     from hala.training.sft import SFTJob
 
     preset = Preset.model_validate_json(preset_json)
@@ -131,7 +131,7 @@ def sft(
             job_file.write_text(job.to_json())
             namespace = namespace or Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip()
             manifest = trainjob_manifest(
-                f"hala-sft-{role.replace('.', '-')}-{kfp_run_id[:8]}".lower(),
+                trainjob_name(role, kfp_run_id),
                 namespace,
                 image,
                 str(job_file),
