@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kfp import local
+from kfp.local.orchestrator import task_executor
+from kfp.pipeline_spec import pipeline_spec_pb2
 
 from hala import tracking
 from hala.config import load_preset, preset_file_hash
@@ -19,15 +24,91 @@ from hala.sources import SOURCES
 from hala_pipelines.graph import build_pipeline
 
 
+@dataclass(frozen=True)
+class TaskTime:
+    """One task of a local run: its name, wall time (interpreter start included) and final status."""
+
+    name: str
+    seconds: float
+    status: str
+
+
 @dataclass
 class LocalRun:
-    """Where a local run left its outputs."""
+    """Where a local run left its outputs, and how long each task took."""
 
     run_name: str
     pipeline_root: Path
     tracking_uri: str
     experiment: str
     seconds: float
+    tasks: list[TaskTime] = field(default_factory=list)
+
+    def slowest(self, n: int = 10) -> list[TaskTime]:
+        """The ``n`` tasks with the longest wall time, longest first."""
+        return sorted(self.tasks, key=lambda t: -t.seconds)[:n]
+
+
+def count_tasks(spec: pipeline_spec_pb2.PipelineSpec) -> int:
+    """Container tasks a run of ``spec`` executes: each loop body counted once per iteration."""
+
+    def count(dag: pipeline_spec_pb2.DagSpec, times: int) -> int:
+        total = 0
+        for task in dag.tasks.values():
+            component = spec.components[task.component_ref.name]
+            n = times
+            if task.WhichOneof("iterator") == "parameter_iterator":
+                n *= len(json.loads(task.parameter_iterator.items.raw))
+            total += count(component.dag, n) if component.WhichOneof("implementation") == "dag" else n
+        return total
+
+    return count(spec.root.dag, 1)
+
+
+class _TaskClock:
+    """Times every task the local runner dispatches and prints a line as each one ends."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.tasks: list[TaskTime] = []
+        self.start = time.perf_counter()
+        self.lock = threading.Lock()
+
+    def wrap(self, run: Callable[..., Any]) -> Callable[..., Any]:
+        """``task_executor.execute_single_task``, timed (a cache hit too)."""
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            name = str(kwargs["task_name"])
+            begin = time.perf_counter()
+            outputs, status = run(*args, **kwargs)
+            self.record(TaskTime(name, time.perf_counter() - begin, str(status.name)))
+            return outputs, status
+
+        return timed
+
+    def record(self, task: TaskTime) -> None:
+        """Keep the task's time and print the progress line."""
+        with self.lock:
+            self.tasks.append(task)
+            done, elapsed = len(self.tasks), time.perf_counter() - self.start
+        mark = "" if task.status == "SUCCESS" else f" {task.status}"
+        print(
+            f"[{done}/{self.total}] {task.name} {task.seconds:.1f} s{mark} (elapsed {elapsed:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+@contextlib.contextmanager
+def _timed_tasks(total: int) -> Iterator[_TaskClock]:
+    """Time the local runner's tasks while the context is open."""
+    clock = _TaskClock(total)
+    original = task_executor.execute_single_task
+    task_executor.execute_single_task = clock.wrap(original)
+    try:
+        yield clock
+    finally:
+        task_executor.execute_single_task = original
 
 
 def run_local(preset_name: str, workdir: Path, run_name: str = "") -> LocalRun:
@@ -48,7 +129,8 @@ def run_local(preset_name: str, workdir: Path, run_name: str = "") -> LocalRun:
     start = time.perf_counter()
     original_print = builtins.print
     try:
-        pipeline(run_name=run_name, work_root=str(workdir / "work"))
+        with _timed_tasks(count_tasks(pipeline.pipeline_spec)) as clock:
+            pipeline(run_name=run_name, work_root=str(workdir / "work"))
     finally:
         # KFP 2.17 indents print() while a task runs by swapping builtins.print; loop iterations
         # running side by side restore it out of order and leave it indenting. Put it back.
@@ -59,6 +141,7 @@ def run_local(preset_name: str, workdir: Path, run_name: str = "") -> LocalRun:
         tracking_uri=os.environ["MLFLOW_TRACKING_URI"],
         experiment=preset.tracking.experiment,
         seconds=time.perf_counter() - start,
+        tasks=clock.tasks,
     )
 
 

@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 from conftest import FIXTURES, ROOT
 from hala.config import load_preset
 from hala.sources import SOURCES
-from hala_pipelines.local import LocalRun, report_tables, run_local, source_counts
+from hala_pipelines.graph import build_pipeline
+from hala_pipelines.local import LocalRun, count_tasks, report_tables, run_local, source_counts
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -52,6 +53,11 @@ def _runs(tmp_path: Path, experiment: str) -> list[mlflow.entities.Run]:
 def test_tiny_pipeline_prepares_every_source_and_tracks_it(tiny_run: tuple[Path, LocalRun]) -> None:
     workdir, result = tiny_run
     assert result.tracking_uri == f"sqlite:///{workdir / 'mlflow.db'}"
+    # Every task of the graph ran once (loop bodies once per shard), timed, and succeeded.
+    expected = count_tasks(build_pipeline(load_preset("tiny"), "x").pipeline_spec)
+    assert len(result.tasks) == expected and {t.status for t in result.tasks} == {"SUCCESS"}
+    assert len({t.name for t in result.tasks}) == expected
+    assert sum(t.seconds for t in result.tasks) > 0 and len(result.slowest(10)) == 10
     counts = {c["source"]: c for c in source_counts(result.pipeline_root)}
     assert list(counts) == list(SOURCES)
     assert counts["openorca"]["quarantined"] == {"empty_text": 1}
