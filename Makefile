@@ -22,6 +22,7 @@ demo: $(STAMP)  ## run the whole pipeline locally on the tiny preset
 	$(BIN)/hala run --preset tiny
 
 test: lint  ## the full suite: lint and types, then every test tier (what CI runs)
+	scripts/system_deps.sh
 	$(BIN)/python -m pytest --durations=15
 
 test-fast: $(STAMP)  ## the unit tier: no model trained, no server, no pipeline run

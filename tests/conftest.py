@@ -15,6 +15,10 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures" / "sources"
 
+# --- PostgreSQL (issue 11): session fixtures `postgres` and `mlflow_postgres` from tests/pg_server.py.
+pytest_plugins = ["pg_server"]
+# --- end PostgreSQL
+
 
 @pytest.fixture(autouse=True)
 def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,7 +38,13 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 _TIERS = ("component", "e2e", "server")
 # Fixtures that imply a tier wherever a test uses them (directly or through another fixture).
-_FIXTURE_TIERS = {"tiny_models": "component", "server": "server", "tiny_package": "component"}
+_FIXTURE_TIERS = {
+    "tiny_models": "component",
+    "server": "server",
+    "tiny_package": "component",
+    "postgres": "server",
+    "mlflow_postgres": "server",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

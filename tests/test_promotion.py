@@ -12,10 +12,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from hala import registry
@@ -252,6 +254,62 @@ def test_unknown_model_version_and_alias(server: str, client: MlflowClient) -> N
         HalaError, match=r"alias 'candidate' is not promotable; the policy allows \['champion'\]"
     ):
         _hala(server, "promote", model, "1", "--to", "candidate", "--actor", "alice")
+
+
+def test_version_arguments_are_validated(server: str, client: MlflowClient) -> None:
+    model = _register(client, ["pass"])
+    for bad in ("abc", "0", "-1", "1.5", ""):
+        with pytest.raises(HalaError, match=r"is not a model version: pass its number"):
+            _hala(server, "promote", model, bad, "--actor", "alice")
+    assert _hala(server, "promote", model, "01", "--actor", "alice") == 0  # 01 is version 1
+    assert _champion(client, model) == "1"
+    assert [e.version for e in promotion.history(client, model, "champion")] == ["1"]
+
+
+def test_a_reason_too_long_moves_nothing(server: str, client: MlflowClient) -> None:
+    model = _register(client, ["pass", "fail"])
+    assert _hala(server, "promote", model, "1", "--actor", "alice") == 0
+    with pytest.raises(HalaError, match=r"--reason is 5000 characters; keep it to 500"):
+        _hala(server, "promote", model, "2", "--force", "--reason", "x" * 5000, "--actor", "alice")
+    assert _champion(client, model) == "1"
+    assert [e.version for e in promotion.history(client, model, "champion")] == ["1"]
+
+
+def test_a_failed_history_write_puts_the_alias_back(
+    server: str, client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moving the alias, tagging the version and the history are one step."""
+    model = _register(client, ["pass", "pass"])
+    policy = promotion.load_policy()
+    promotion.promote(client, policy, model, "1", alias="champion", actor="alice")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise MlflowException("value too long for type character varying(5000)")
+
+    monkeypatch.setattr(client, "set_model_version_tag", refuse)
+    with pytest.raises(MlflowException, match="value too long"):
+        promotion.promote(client, policy, model, "2", alias="champion", actor="alice")
+    monkeypatch.undo()
+    assert _champion(client, model) == "1"
+    assert [e.version for e in promotion.history(client, model, "champion")] == ["1"]
+    promotion.promote(client, policy, model, "2", alias="champion", actor="alice")
+    assert promotion.rollback(client, policy, model, alias="champion", actor="alice").version == "1"
+
+
+def test_the_history_stays_within_the_postgresql_tag_limit() -> None:
+    """The newest events that fit in registered_model_tags.value (VARCHAR(5000) on PostgreSQL)."""
+    events = [
+        promotion.PromotionEvent(
+            "champion", str(i), "", "ci-bot", "2026-01-01T00:00:00+00:00", "r" * 400, False, "promote"
+        )
+        for i in range(1, 201)
+    ]
+    kept = json.loads(promotion.history_json(events, limit=1000))
+    assert len(json.dumps(kept)) <= promotion.HISTORY_MAX_CHARS
+    assert [e["version"] for e in kept] == [str(i) for i in range(201 - len(kept), 201)]  # the newest
+    one_more = json.dumps([asdict(events[-len(kept) - 1]), *kept])
+    assert len(one_more) > promotion.HISTORY_MAX_CHARS  # as many as fit, not fewer
+    assert len(json.loads(promotion.history_json(events, limit=3))) == 3
 
 
 def test_actor_is_required(server: str, client: MlflowClient, monkeypatch: pytest.MonkeyPatch) -> None:

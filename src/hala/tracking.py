@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from hala.prepare import SourceCounts
@@ -141,5 +143,23 @@ def log_source_counts(counts: SourceCounts, parent_run_id: str) -> None:
     source = HuggingFaceDatasetSource(path=counts.location, revision=counts.revision)
     # MetaDataset implements profile at run time; its base class only declares it abstract.
     dataset = MetaDataset(source=source, name=counts.hub_id, digest=counts.fingerprint[:16])  # type: ignore[abstract]
-    mlflow.log_input(dataset, context="source")
+    _log_input(dataset, "source")
     mlflow.log_dict(asdict(counts), f"counts/{counts.source}.json")
+
+
+def _log_input(dataset: Any, context: str, attempts: int = 4) -> None:
+    """``mlflow.log_input``, retried when another run created the same dataset at the same moment.
+
+    MLflow's SQL store checks for the dataset, then inserts it: two runs logging one dataset (same
+    name and digest, same experiment) at once race, and the loser gets a unique-key violation
+    (``dataset_pk`` on PostgreSQL). The dataset exists by then, so a retry links it.
+    """
+    for attempt in range(attempts):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except MlflowException as exc:
+            duplicate = "dataset_pk" in str(exc) or "UNIQUE constraint failed: datasets" in str(exc)
+            if not duplicate or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))

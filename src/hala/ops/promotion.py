@@ -26,6 +26,10 @@ from hala.errors import HalaError
 
 POLICY_PATH = Path(__file__).resolve().parents[3] / "mlflow" / "promotion_policy.yaml"
 POLICY_ENV = "HALA_PROMOTION_POLICY"
+# MLflow's schema on PostgreSQL: registered_model_tags.value is VARCHAR(5000) (sqlite does not enforce
+# it; tests/test_mlflow_postgres.py reads it off a live server). The history tag is kept within it.
+HISTORY_MAX_CHARS = 5000
+MAX_REASON_CHARS = 500  # a reason longer than this would crowd the history out
 ACTOR_ENVS = ("HALA_ACTOR", "USER")
 
 
@@ -161,8 +165,67 @@ def history(client: MlflowClient, model: str, alias: str) -> list[PromotionEvent
     return [PromotionEvent(**item) for item in json.loads(raw)] if raw else []
 
 
+def parse_version(value: str | int) -> str:
+    """A model version as MLflow writes it: ``03`` is ``"3"``; anything but a positive number is an error."""
+    text = str(value).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise PromotionError(f"version {value!r} is not a model version: pass its number, e.g. 3")
+    return str(int(text))
+
+
+def _check_reason(reason: str) -> str:
+    reason = reason.strip()
+    if len(reason) > MAX_REASON_CHARS:
+        raise PromotionError(
+            f"--reason is {len(reason)} characters; keep it to {MAX_REASON_CHARS} (link a ticket for more)"
+        )
+    return reason
+
+
+def history_json(events: list[PromotionEvent], limit: int) -> str:
+    """The newest events (at most ``limit``) whose JSON fits in :data:`HISTORY_MAX_CHARS`, oldest first."""
+    kept = events[-limit:]
+    while True:
+        text = json.dumps([asdict(e) for e in kept])
+        if len(text) <= HISTORY_MAX_CHARS or len(kept) == 1:
+            return text
+        kept = kept[1:]
+
+
 def _record(client: MlflowClient, policy: PromotionPolicy, model: str, event: PromotionEvent) -> None:
-    client.set_registered_model_alias(model, event.alias, event.version)
+    """Move the alias, tag the version and append the history as one step: on failure, undo the move."""
+    key = registry.TAG_PROMOTION_HISTORY_PREFIX + event.alias
+    before = (client.get_registered_model(model).tags or {}).get(key)
+    try:
+        client.set_registered_model_tag(
+            model, key, history_json([*history(client, model, event.alias), event], policy.history_limit)
+        )
+        client.set_registered_model_alias(model, event.alias, event.version)
+        _tag_version(client, model, event)
+    except Exception as exc:
+        try:
+            _restore(client, model, event, key, before)
+        except Exception as undo:
+            raise PromotionError(
+                f"recording the move of '{event.alias}' of {model} to version {event.version} failed ({exc}) "
+                f"and undoing it failed too ({undo}): check the alias and its history tag {key} by hand"
+            ) from exc
+        raise
+
+
+def _restore(client: MlflowClient, model: str, event: PromotionEvent, key: str, before: str | None) -> None:
+    """Put the alias and the history back where they were before a failed ``_record``."""
+    if event.previous:
+        client.set_registered_model_alias(model, event.alias, event.previous)
+    else:
+        client.delete_registered_model_alias(model, event.alias)
+    if before is None:
+        client.delete_registered_model_tag(model, key)
+    else:
+        client.set_registered_model_tag(model, key, before)
+
+
+def _tag_version(client: MlflowClient, model: str, event: PromotionEvent) -> None:
     tags = {
         registry.TAG_PROMOTION_ALIAS: event.alias,
         registry.TAG_PROMOTION_ACTOR: event.actor,
@@ -174,10 +237,6 @@ def _record(client: MlflowClient, policy: PromotionPolicy, model: str, event: Pr
     }
     for key, value in tags.items():
         client.set_model_version_tag(model, event.version, key, value)
-    events = [*history(client, model, event.alias), event][-policy.history_limit :]
-    client.set_registered_model_tag(
-        model, registry.TAG_PROMOTION_HISTORY_PREFIX + event.alias, json.dumps([asdict(e) for e in events])
-    )
 
 
 def _now(now: datetime | None) -> str:
@@ -198,7 +257,8 @@ def promote(
 ) -> PromotionEvent | None:
     """Move ``alias`` to ``version`` when the policy allows; returns the event, or None if it held it."""
     rule = _rule(policy, alias)
-    reason = reason.strip()
+    version = parse_version(version)
+    reason = _check_reason(reason)
     if force and not rule.allow_force:
         raise PromotionError(f"the promotion policy does not allow --force for alias '{alias}'")
     if force and len(reason) < rule.min_reason_length:
@@ -256,6 +316,7 @@ def rollback(
 ) -> PromotionEvent:
     """Give ``alias`` back to the version that held it before the current one's promotion."""
     _rule(policy, alias)
+    reason = _check_reason(reason)
     current = _aliases(client, model).get(alias)
     if current is None:
         raise PromotionError(f"{model} has no '{alias}' to roll back; promote a version first")
