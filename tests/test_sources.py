@@ -72,7 +72,7 @@ def test_opus_pairs_are_english_user_arabic_assistant_and_repeats_are_quarantine
 
 def test_hermes_code_rule_matches_the_labelled_fixture() -> None:
     table = read_source(SOURCES["hermes3"], str(FIXTURES / "hermes3"))
-    expected = json.loads((FIXTURES / "hermes3" / "code_related_indices.json").read_text())
+    expected = json.loads((FIXTURES.parent / "labels" / "hermes3_code_related_indices.json").read_text())
     flagged = [i for i, hit in enumerate(code_related(table.column("conversations")).to_pylist()) if hit]
     assert flagged == expected
     prepared = normalise_table(SOURCES["hermes3"], table)
@@ -221,8 +221,45 @@ def test_unreadable_file_is_an_error_naming_the_source(tmp_path: Path) -> None:
 
 
 def test_folder_without_data_files_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(SourceReadError, match=r"cannot read split 'train'.*doesn't contain any data files"):
+    with pytest.raises(SourceReadError, match=r"openorca \(Open-Orca/OpenOrca\): .* holds no data files"):
         read_source(SOURCES["openorca"], str(tmp_path))
+
+
+def _orca_rows(prefix: str, n: int) -> str:
+    return "".join(json.dumps({**ORCA, "id": f"{prefix}.{i}"}) + "\n" for i in range(n))
+
+
+def test_every_data_file_of_a_folder_is_read_whatever_its_name(tmp_path: Path) -> None:
+    """datasets' split inference reads only train.jsonl beside more_rows.jsonl: hala reads both."""
+    (tmp_path / "train.jsonl").write_text(_orca_rows("a", 3))
+    (tmp_path / "more_rows.jsonl").write_text(_orca_rows("b", 2))
+    (tmp_path / "part").mkdir()
+    (tmp_path / "part" / "validation.jsonl").write_text(_orca_rows("c", 1))
+    (tmp_path / "README.md").write_text("# a local copy of the card: not data")
+    table = read_source(SOURCES["openorca"], str(tmp_path))
+    assert sorted(table.column("id").to_pylist()) == ["a.0", "a.1", "a.2", "b.0", "b.1", "c.0"]
+    assert read_source(SOURCES["openorca"], str(tmp_path / "train.jsonl")).num_rows == 3  # one file
+
+
+def test_a_folder_mixing_formats_or_holding_other_files_is_refused_by_name(tmp_path: Path) -> None:
+    (tmp_path / "train.jsonl").write_text(_orca_rows("a", 3))
+    pq.write_table(pa.Table.from_pylist([{**ORCA, "id": "p.0"}]), tmp_path / "extra.parquet")
+    with pytest.raises(
+        SourceReadError, match=r"mixes data formats \(json: train.jsonl; parquet: extra.parquet\)"
+    ):
+        read_source(SOURCES["openorca"], str(tmp_path))
+    (tmp_path / "extra.parquet").unlink()
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(
+        SourceReadError, match=r"not parquet/jsonl/json/csv data: .*notes.txt; .*move these out"
+    ):
+        read_source(SOURCES["openorca"], str(tmp_path))
+
+
+def test_a_local_path_that_does_not_exist_is_an_error_not_a_hub_lookup(tmp_path: Path) -> None:
+    for missing in (str(tmp_path / "nowhere"), "./data/openorca", "data/sources/openorca"):
+        with pytest.raises(SourceReadError, match=r"the local path .* does not exist"):
+            read_source(SOURCES["openorca"], missing)
 
 
 # --- ReAlign-Alpaca and Hermes-3 as the hub serves them: turns whose keys differ --------------------

@@ -71,8 +71,60 @@ def count_reasons(quarantine: pa.Table) -> dict[str, int]:
     return dict(sorted(Counter(quarantine.column("reason").to_pylist()).items()))
 
 
+# The datasets builder of each data-file extension; files of one builder can share a split.
+BUILDERS = {"parquet": "parquet", "jsonl": "json", "json": "json", "csv": "csv"}
+# Files a local copy of a hub dataset carries that are not data: read by no one, refused by no one.
+NOT_DATA = frozenset({"readme.md", ".gitattributes", ".gitignore"})
+
+
 def _is_local(location: str) -> bool:
-    return Path(location).exists()
+    """Whether ``location`` names a local path: it exists, or looks like a path and not ``owner/name``."""
+    if Path(location).exists():
+        return True
+    return location.startswith(("/", ".", "~")) or location.count("/") > 1 or "\\" in location
+
+
+def local_data_files(spec: SourceSpec, location: str) -> tuple[str, list[str]]:
+    """The builder and every data file of a local source path, in name order.
+
+    Every file under the folder is read: one that is not a data file of the source, or a mix of
+    formats (datasets reads one format per split), is refused by name rather than left out.
+    """
+    source = f"{spec.key} ({spec.hub_id})"
+    path = Path(location).expanduser()
+    if not path.exists():
+        raise SourceReadError(
+            f"{source}: the local path {location} does not exist; pass a folder of the source's data "
+            f"files ({'/'.join(spec.extensions)}) or the hub id {spec.hub_id}"
+        )
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = [p for p in files if p.name.lower() not in NOT_DATA and not _hidden(p, path)]
+    extension = {p: p.suffix.lstrip(".").lower() for p in files}
+    refused = [p for p in files if extension[p] not in spec.extensions]
+    if refused:
+        raise SourceReadError(
+            f"{source}: {location} holds file(s) that are not {'/'.join(spec.extensions)} data: "
+            f"{', '.join(str(p) for p in refused)}; every file of a source folder is read, so move "
+            "these out of it"
+        )
+    builders: dict[str, list[str]] = {}
+    for p in files:
+        builders.setdefault(BUILDERS[extension[p]], []).append(str(p))
+    if len(builders) > 1:
+        mixed = "; ".join(f"{b}: {', '.join(Path(f).name for f in fs)}" for b, fs in sorted(builders.items()))
+        raise SourceReadError(
+            f"{source}: {location} mixes data formats ({mixed}); one split is read in one format, "
+            "so convert the files to one format or keep one format per folder"
+        )
+    if not builders:
+        raise SourceReadError(f"{source}: {location} holds no data files ({'/'.join(spec.extensions)})")
+    ((builder, data_files),) = builders.items()
+    return builder, data_files
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    """Whether a file lies in a hidden folder (``.cache``, ``.git``) or is hidden itself, under ``root``."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts) if path != root else False
 
 
 def read_source(
@@ -80,16 +132,21 @@ def read_source(
 ) -> pa.Table:
     """Read a source's split with ``datasets.load_dataset`` as an Arrow table.
 
-    ``location`` is the hub id on the cluster, or a local folder of data files (tests, ``tiny``);
+    ``location`` is the hub id on the cluster, or a local folder (or file) of data files (tests,
+    ``tiny``), read whole: every data file goes into the split (:func:`local_data_files`).
     ``limit`` keeps the first N rows of the split.
     """
     from datasets import load_dataset  # heavy import, only when reading
 
     split = spec.split if limit is None else f"{spec.split}[:{limit}]"
-    local = _is_local(location)
-    kwargs = {} if local else {"name": spec.subset, "revision": revision or spec.revision}
+    if _is_local(location):
+        builder, data_files = local_data_files(spec, location)
+        args: tuple[str, ...] = (builder,)
+        kwargs: dict[str, object] = {"data_files": {spec.split: data_files}}
+    else:
+        args, kwargs = (location,), {"name": spec.subset, "revision": revision or spec.revision}
     try:
-        dataset = load_dataset(location, split=split, **kwargs)
+        dataset = load_dataset(*args, split=split, **kwargs)
     except Exception as exc:  # datasets raises many types; all mean "cannot read this source"
         raise SourceReadError(
             f"{spec.key} ({spec.hub_id}): cannot read split '{split}' from {location}: "
