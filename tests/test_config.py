@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -78,8 +79,36 @@ def test_unknown_source_lists_the_known_ones(tmp_path: Path) -> None:
 
 
 def test_prompt_without_slot_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(PresetError, match=r"teacher\.prompt.*placeholder \{x\}"):
+    with pytest.raises(
+        PresetError, match=r"teacher\.prompt.*exactly the placeholders \['x'\]: missing \['x'\]"
+    ):
         load_preset(_write(tmp_path, "teacher: {prompt: 'Translate this'}\n"))
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "problem"),
+    [
+        ("translator: {prompt_en_ar: 'Translate to Arabic'}", "translator.prompt_en_ar", r"missing \['x'\]"),
+        (
+            "translator: {prompt_en_ar: 'Translate {x} into {lang}'}",
+            "translator.prompt_en_ar",
+            r"unknown \['lang'\]",
+        ),
+        ("judge: {prompt: 'Judge {en}'}", "judge.prompt", r"missing \['ar'\]"),
+        ("teacher: {prompt: 'Translate {x} {'}", "teacher.prompt", r"Single '\{' encountered"),
+    ],
+)
+def test_every_prompt_has_exactly_the_placeholders_its_stage_fills(
+    tmp_path: Path, override: str, field: str, problem: str
+) -> None:
+    with pytest.raises(PresetError, match=rf"field '{re.escape(field)}'.*{problem}"):
+        load_preset(_write(tmp_path, override + "\n"))
+    load_preset(_write(tmp_path, "teacher: {prompt: 'Translate {x} (keep {{braces}})'}\n"))  # escaped: fine
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path: Path) -> None:
+    with pytest.raises(PresetError, match=r"key 'seed' appears twice in one mapping \(lines 2 and 3\)"):
+        load_preset(_write(tmp_path, "seed: 1\nseed: 2\n"))
 
 
 def test_missing_preset_and_cycle(tmp_path: Path) -> None:

@@ -332,3 +332,37 @@ def test_a_json_turn_whose_text_is_not_a_string_names_the_column(tmp_path: Path)
     table = read_source(spec, str(_write_jsonl(tmp_path / "hermes3", rows)))
     with pytest.raises(SourceSchemaError, match=r"hermes3 .*column 'conversations'"):
         normalise_table(spec, table)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u200b\u200c\u200d",
+        "\u200f\u200e",
+        "\u2066\u2069 ",
+        "\ufeff",
+        "\u0640\u0640\u0640",
+        "\u064e\u0650\u0651",
+        "\u00a0\n",
+    ],
+)
+def test_text_that_shows_nothing_is_empty(tmp_path: Path, text: str) -> None:
+    """Zero-width and bidi marks, tatweel or diacritics alone: empty text, quarantined as such."""
+    rows = [
+        ORCA,
+        {**ORCA, "id": "x.2", "response": text},
+        {**ORCA, "id": "x.3", "response": "\u0645\u064e\u0631\u062d\u0628\u0627"},
+    ]
+    counts = prepare_source(SOURCES["openorca"], str(_jsonl(tmp_path / "o", rows)), tmp_path / "out", 1)
+    assert (counts.read, counts.kept, counts.quarantined) == (3, 2, {"empty_text": 1})
+
+
+def test_a_valid_row_repeating_the_id_of_a_quarantined_one_is_kept(tmp_path: Path) -> None:
+    rows = [{**ORCA, "response": ""}, ORCA, {**ORCA}]  # x.1 broken, then x.1 valid, then x.1 again
+    counts = prepare_source(SOURCES["openorca"], str(_jsonl(tmp_path / "o", rows)), tmp_path / "out", 1)
+    assert (counts.read, counts.kept) == (3, 1)
+    assert counts.quarantined == {"duplicate_id": 1, "empty_text": 1}
+    quarantine = pq.read_table(tmp_path / "out" / "quarantine.parquet").to_pylist()
+    assert [(q["row"], q["reason"]) for q in quarantine] == [(0, "empty_text"), (2, "duplicate_id")]
+    kept = read_records(tmp_path / "out").to_pylist()
+    assert [m["content"] for m in kept[0]["messages"]][-1] == ORCA["response"]

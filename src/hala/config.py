@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import string
 from pathlib import Path
 from typing import Any, Literal
 
@@ -112,6 +113,25 @@ class QuantConfig(_Strict):
     max_chrf_drop: float = Field(ge=0.0, description="fail the stage when chrF++ drops by more")
 
 
+def check_placeholders(prompt: str, expected: set[str], what: str) -> str:
+    """``prompt`` unchanged when its ``{...}`` placeholders are exactly ``expected``, else a ValueError.
+
+    The stage fills the prompt with ``str.format``: a missing placeholder would send the model no
+    text, an unknown one (or a stray brace) would fail on the first record, hours into a run.
+    """
+    try:
+        found = {name for _, name, _, _ in string.Formatter().parse(prompt) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc} in {prompt!r}; write a literal brace as {{{{ or }}}}") from None
+    if found != expected:
+        missing, unknown = sorted(expected - found), sorted(found - expected)
+        raise ValueError(
+            f"{what} must contain exactly the placeholders {sorted(expected)}: missing {missing}, "
+            f"unknown {unknown}; write a literal brace as {{{{ or }}}}"
+        )
+    return prompt
+
+
 class TeacherConfig(_Strict):
     """Stage 2: the FP8 teacher translates the OpenOrca rows kept by ``data.sources.openorca.limit``."""
 
@@ -122,9 +142,7 @@ class TeacherConfig(_Strict):
     @field_validator("prompt")
     @classmethod
     def _has_slot(cls, value: str) -> str:
-        if "{x}" not in value:
-            raise ValueError("the prompt must contain the placeholder {x} where the English text goes")
-        return value
+        return check_placeholders(value, {"x"}, "the teacher prompt ({x}: the English text)")
 
 
 class JudgeConfig(_Strict):
@@ -138,9 +156,7 @@ class JudgeConfig(_Strict):
     @field_validator("prompt")
     @classmethod
     def _has_slots(cls, value: str) -> str:
-        if "{en}" not in value or "{ar}" not in value:
-            raise ValueError("the judge prompt must contain the placeholders {en} and {ar}")
-        return value
+        return check_placeholders(value, {"en", "ar"}, "the judge prompt")
 
 
 _REGISTERED_NAME = r"^[a-z0-9][a-z0-9.\-]*$"
@@ -188,6 +204,13 @@ class TranslatorConfig(_Strict):
     heldout_fraction: float = Field(ge=0.0, lt=1.0)
     registered_name: str = Field(pattern=_REGISTERED_NAME)
     training: TrainingConfig
+
+    @field_validator("prompt_en_ar", "prompt_ar_en")
+    @classmethod
+    def _has_slot(cls, value: str | None) -> str | None:
+        return (
+            None if value is None else check_placeholders(value, {"x"}, "a translator prompt ({x}: the text)")
+        )
 
     @model_validator(mode="after")
     def _directions_have_prompts(self) -> TranslatorConfig:
@@ -391,11 +414,32 @@ def _resolve_folders(raw: dict[str, Any], path: Path) -> None:
             raw[section][key] = str((path.parent / folder).resolve())
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue  # "<<: *anchor" merges keys that the mapping's own keys may override
+            key = key_node.value
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice in one mapping (lines {seen[key]} and "
+                    f"{key_node.start_mark.line + 1}); keep one",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path in seen:
         raise PresetError(f"{path}: 'extends' forms a cycle through {[str(p) for p in seen]}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise PresetError(f"{path}: no such preset file; presets: {list(PRESET_NAMES)}") from None
     except yaml.YAMLError as exc:

@@ -180,6 +180,20 @@ def _first_occurrence(ids: pa.Array, hashes: np.ndarray) -> np.ndarray:
     return keep
 
 
+def _repeats_of_valid_rows(out: Normalised, hashes: np.ndarray) -> np.ndarray:
+    """True for a valid row whose id an earlier *valid* row holds.
+
+    A row already quarantined for its own reason does not claim its id, so a valid row repeating the
+    id of a broken one is kept rather than lost with it.
+    """
+    valid = np.flatnonzero(out.codes == 0)
+    repeats = np.zeros(len(out.codes), dtype=bool)
+    if valid.size:
+        ids = out.ids.take(pa.array(valid))
+        repeats[valid[~_first_occurrence(ids, hashes[valid])]] = True
+    return repeats
+
+
 PARALLEL_MIN_ROWS = 100_000
 
 
@@ -217,7 +231,7 @@ def normalise_table(spec: SourceSpec, table: pa.Table) -> Prepared:
     check_columns(source, table, spec.columns)
     out = _normalise_in_parts(spec, table)
     hashes = stable_hash(out.ids)
-    out.flag(~_first_occurrence(out.ids, hashes), "duplicate_id", "id")
+    out.flag(_repeats_of_valid_rows(out, hashes), "duplicate_id", "id")
     n = table.num_rows
     meta = out.meta if out.meta is not None else pa.chunked_array([pa.nulls(n, pa.string())])
     records = pa.Table.from_arrays(

@@ -30,10 +30,16 @@ def as_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return array
 
 
+# Text that shows nothing: white space, format characters (zero-width space and joiners, bidi marks
+# and isolates, BOM, soft hyphen: Unicode category Cf), combining marks alone (Arabic harakat and every
+# other diacritic: Mn) and the Arabic tatweel (U+0640, a stretch of the baseline). The match stops at
+# the first visible character, so long texts cost little.
+NOTHING_VISIBLE = r"^[\s\p{Z}\p{Cf}\p{Mn}\x{0640}]*$"
+
+
 def blank(array: pa.Array) -> np.ndarray:
-    """True where a string is null, empty or only white space."""
-    array = as_array(array)
-    empty = pc.or_kleene(pc.equal(pc.binary_length(array), 0), pc.utf8_is_space(array))
+    """True where a string is null, empty, or shows nothing (:data:`NOTHING_VISIBLE`)."""
+    empty = pc.match_substring_regex(as_array(array), NOTHING_VISIBLE)
     return np.asarray(pc.fill_null(empty, True).to_numpy(zero_copy_only=False), dtype=bool)
 
 
