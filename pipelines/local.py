@@ -6,6 +6,7 @@ import builtins
 import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -128,10 +129,18 @@ def run_local(preset_name: str, workdir: Path, run_name: str = "") -> LocalRun:
     pipeline = build_pipeline(preset, preset_file_hash(preset_name))
     start = time.perf_counter()
     original_print = builtins.print
+    main = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
+    previous_term = signal.signal(signal.SIGTERM, _interrupt) if main else None  # SIGTERM acts as Ctrl-C
     try:
         with _timed_tasks(count_tasks(pipeline.pipeline_spec)) as clock:
             pipeline(run_name=run_name, work_root=str(workdir / "work"))
+    except KeyboardInterrupt:
+        killed = tracking.kill_open_runs(preset.tracking.experiment, run_name)
+        print(f"\ninterrupted: {len(killed)} MLflow run(s) of '{run_name}' ended as KILLED", file=sys.stderr)
+        raise
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous_term)
         # KFP 2.17 indents print() while a task runs by swapping builtins.print; loop iterations
         # running side by side restore it out of order and leave it indenting. Put it back.
         builtins.print = original_print
@@ -143,6 +152,10 @@ def run_local(preset_name: str, workdir: Path, run_name: str = "") -> LocalRun:
         seconds=time.perf_counter() - start,
         tasks=clock.tasks,
     )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _newest_run(pipeline_root: Path) -> Path | None:

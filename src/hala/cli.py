@@ -228,6 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HalaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

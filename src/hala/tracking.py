@@ -11,6 +11,9 @@ import json
 import os
 import subprocess
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict
 from importlib import metadata
@@ -22,6 +25,7 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from hala.errors import HalaError
 from hala.prepare import SourceCounts
 
 TRACKED_PACKAGES = ("hala", "kfp", "mlflow", "datasets", "pyarrow", "transformers", "torch", "trl", "vllm")
@@ -30,6 +34,50 @@ TRACKED_PACKAGES = ("hala", "kfp", "mlflow", "datasets", "pyarrow", "transformer
 def tracking_uri() -> str:
     """The tracking server from the environment, else ``sqlite:///<cwd>/mlflow.db``."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def mask_uri(uri: str) -> str:
+    """``uri`` with any password in it replaced by ``***`` (safe to print or log)."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.password is None:
+        return uri
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_store(uri: str, timeout_s: float = 10.0) -> str:
+    """``uri`` once the store answers; a clear error within ``timeout_s`` otherwise.
+
+    An http(s) server must answer ``GET /health`` (MLflow's own endpoint); a sqlite file's folder must
+    exist (MLflow would otherwise create an empty store in a new place, or fail later with a
+    traceback). MLflow's client retries an unreachable server for minutes; this fails in seconds.
+    """
+    scheme = urllib.parse.urlsplit(uri).scheme
+    if scheme.startswith("sqlite"):
+        folder = Path(uri.split(":///", 1)[-1]).parent
+        if not folder.is_dir():
+            raise HalaError(
+                f"MLflow store {uri}: the folder {folder} does not exist; create it or fix the URI"
+            )
+        return uri
+    if scheme not in {"http", "https"}:
+        return uri
+    parts = urllib.parse.urlsplit(uri)
+    netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")  # no credentials
+    health = urllib.parse.urlunsplit(parts._replace(netloc=netloc)).rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(health, timeout=timeout_s) as reply:
+            reply.read()
+    except urllib.error.HTTPError:
+        pass  # it answered (a proxy may guard /health): the server is there
+    except (OSError, ValueError) as exc:
+        raise HalaError(
+            f"MLflow tracking server {mask_uri(uri)} does not answer ({exc}); check that it runs and "
+            "that MLFLOW_TRACKING_URI (or --tracking-uri) names it, and the network path to it"
+        ) from None
+    return uri
 
 
 def _client() -> MlflowClient:
@@ -86,6 +134,29 @@ def start_pipeline_run(experiment: str, run_name: str, params: dict[str, str], k
     for key, value in params.items():
         client.log_param(run.info.run_id, key, value)
     return run.info.run_id
+
+
+def kill_open_runs(experiment: str, run_name: str) -> list[str]:
+    """End the RUNNING parent run named ``run_name`` and its RUNNING stage runs as KILLED; their ids.
+
+    What an interrupted local run leaves behind (Ctrl-C or SIGTERM stops the tasks, not their runs).
+    """
+    client = _client()
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    running = "attributes.status = 'RUNNING'"
+    name = run_name.replace("'", "\\'")
+    parents = client.search_runs([found.experiment_id], f"attributes.run_name = '{name}' and {running}")
+    killed = []
+    for parent in parents:
+        children = client.search_runs(
+            [found.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}' and {running}"
+        )
+        for run in [*children, parent]:
+            client.set_terminated(run.info.run_id, status="KILLED")
+            killed.append(run.info.run_id)
+    return killed
 
 
 def find_pipeline_run(experiment: str, kfp_run_id: str) -> str | None:

@@ -31,9 +31,10 @@ def _ui_link(args: argparse.Namespace, run_id: str) -> str:
 def _mlflow(args: argparse.Namespace) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
-    from hala.tracking import tracking_uri
+    from hala.tracking import check_store, tracking_uri
 
-    return MlflowClient(tracking_uri=args.tracking_uri or tracking_uri())
+    uri = check_store(args.tracking_uri or tracking_uri())  # seconds, not MLflow's minutes of retries
+    return MlflowClient(tracking_uri=uri)
 
 
 def _plan(args: argparse.Namespace) -> kfp_ops.SubmitPlan:
