@@ -366,3 +366,100 @@ def test_a_valid_row_repeating_the_id_of_a_quarantined_one_is_kept(tmp_path: Pat
     assert [(q["row"], q["reason"]) for q in quarantine] == [(0, "empty_text"), (2, "duplicate_id")]
     kept = read_records(tmp_path / "out").to_pylist()
     assert [m["content"] for m in kept[0]["messages"]][-1] == ORCA["response"]
+
+
+def test_text_that_is_not_utf8_is_an_error_naming_row_and_column(tmp_path: Path) -> None:
+    good = json.dumps(ORCA).encode()
+    bad = b'{"id": "x.2", "system_prompt": "", "question": "q\xff\xfe", "response": "r"}'
+    (tmp_path / "train.jsonl").write_bytes(good + b"\n" + good.replace(b"x.1", b"x.3") + b"\n" + bad + b"\n")
+    with pytest.raises(SourceReadError, match=r"row 2 of .* not valid UTF-8 in column\(s\) \['question'\]"):
+        read_source(SOURCES["openorca"], str(tmp_path))
+
+
+def test_read_errors_name_the_file_and_what_the_reader_said(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text(json.dumps(ORCA) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps(ORCA) + '\n{"id": "x.9", "quest')  # truncated last line
+    with pytest.raises(SourceReadError, match=r"from \S*b\.jsonl: .*JSON parse error.*in row 1"):
+        read_source(SOURCES["openorca"], str(tmp_path))
+    (tmp_path / "b.jsonl").write_text("")
+    with pytest.raises(SourceReadError, match=r"empty data file\(s\) \S*b\.jsonl"):
+        read_source(SOURCES["openorca"], str(tmp_path))
+
+
+def test_parquet_files_whose_schemas_differ_are_named(tmp_path: Path) -> None:
+    pq.write_table(pa.Table.from_pylist([ORCA]), tmp_path / "a.parquet")
+    renamed = {k if k != "response" else "answer": v for k, v in ORCA.items()}
+    pq.write_table(pa.Table.from_pylist([renamed]), tmp_path / "b.parquet")  # another column name
+    with pytest.raises(
+        SourceReadError,
+        match=r"(?s)a\.parquet, \S*b\.parquet \(each reads alone: their schemas differ\).*names don't match",
+    ):
+        read_source(SOURCES["openorca"], str(tmp_path))
+
+
+# --- layouts and types the hub evidence fixes (see each module's "Evidence:" paragraph) -------------
+
+
+def _orca_parquet(path: Path, prefix: str, n: int) -> None:
+    pq.write_table(pa.Table.from_pylist([{**ORCA, "id": f"{prefix}.{i}"} for i in range(n)]), path)
+
+
+def test_openorca_reads_the_gpt4_file_first_as_the_hub_layout_does(tmp_path: Path) -> None:
+    """The hub root holds 1M-GPT4-Augmented.parquet and 3_5M-GPT3_5-Augmented.parquet and no configs.
+
+    ``datasets`` infers one ``train`` split of both files, sorted by name (what a hub id goes through,
+    here on a local copy of the layout, logo and card included); hala's local reading keeps that order.
+    So the first rows of the split, the ones a ``limit`` keeps, are the GPT-4 rows.
+    """
+    import datasets
+
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    _orca_parquet(hub / "3_5M-GPT3_5-Augmented.parquet", "gpt35", 4)
+    _orca_parquet(hub / "1M-GPT4-Augmented.parquet", "gpt4", 3)
+    (hub / "README.md").write_text("---\nlicense: mit\npretty_name: Open Orca\n---\n# card\n")
+    (hub / "OpenOrcaLogo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    inferred = datasets.load_dataset(str(hub), split="train[:3]")
+    assert inferred["id"] == ["gpt4.0", "gpt4.1", "gpt4.2"]
+
+    (hub / "OpenOrcaLogo.png").unlink()  # a local copy may not keep files that are not data
+    spec = SOURCES["openorca"]
+    full = read_source(spec, str(hub)).column("id").to_pylist()
+    assert full == [f"gpt4.{i}" for i in range(3)] + [f"gpt35.{i}" for i in range(4)]
+    assert read_source(spec, str(hub), limit=3).column("id").to_pylist() == full[:3]
+
+
+def test_scp116k_flags_are_booleans_and_a_text_flag_is_refused(tmp_path: Path) -> None:
+    spec = SOURCES["scp116k"]
+    table = read_source(spec, str(FIXTURES / "scp116k"))
+    for flag in ("is_o1_solution_same_with_matched_solution", "is_qwq_solution_same_with_matched_solution"):
+        assert pa.types.is_boolean(table.schema.field(flag).type)
+    row = table.slice(0, 1).to_pylist()[0]
+    folder = _jsonl(tmp_path / "scp", [{**row, "is_qwq_solution_same_with_matched_solution": "True"}])
+    with pytest.raises(
+        SourceSchemaError,
+        match=r"column 'is_qwq_solution_same_with_matched_solution' has the wrong type: expected bool",
+    ):
+        prepare_source(spec, str(folder), tmp_path / "out", 1)
+
+
+# The values of instruction_source that the LaMini-instruction dataset card lists.
+LAMINI_CARD_SOURCES = {
+    "alpaca",
+    "generated_flan",
+    "generated_p3",
+    "original_flan",
+    "original_p3",
+    "self_instruct_with_topic",
+    "self_instruct_without_topic",
+}
+
+
+def test_lamini_keeps_the_instruction_source_in_meta() -> None:
+    spec = SOURCES["lamini"]
+    table = read_source(spec, str(FIXTURES / "lamini"))
+    sources = table.column("instruction_source").to_pylist()
+    assert set(sources) == LAMINI_CARD_SOURCES
+    prepared = normalise_table(spec, table)
+    assert prepared.quarantined_by_reason() == {}
+    assert [json.loads(r["meta"])["instruction_source"] for r in prepared.kept.to_pylist()] == sources

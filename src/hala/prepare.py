@@ -139,8 +139,15 @@ def read_source(
     from datasets import load_dataset  # heavy import, only when reading
 
     split = spec.split if limit is None else f"{spec.split}[:{limit}]"
+    source = f"{spec.key} ({spec.hub_id})"
+    builder, data_files = "", list[str]()
     if _is_local(location):
         builder, data_files = local_data_files(spec, location)
+        empty = [f for f in data_files if Path(f).stat().st_size == 0]
+        if empty:
+            raise SourceReadError(
+                f"{source}: empty data file(s) {', '.join(empty)}; remove them or fill them"
+            )
         args: tuple[str, ...] = (builder,)
         kwargs: dict[str, object] = {"data_files": {spec.split: data_files}}
     else:
@@ -148,12 +155,64 @@ def read_source(
     try:
         dataset = load_dataset(*args, split=split, **kwargs)
     except Exception as exc:  # datasets raises many types; all mean "cannot read this source"
+        where = _failing_file(builder, data_files) if len(data_files) > 1 else location
         raise SourceReadError(
-            f"{spec.key} ({spec.hub_id}): cannot read split '{split}' from {location}: "
-            f"{type(exc).__name__}: {exc}. Check that the files are valid {'/'.join(spec.extensions)} "
-            "with one type per column, or that the hub id, subset and revision exist."
+            f"{source}: cannot read split '{split}' from {where}: {_root_cause(exc)}. Check that the "
+            f"files are valid {'/'.join(spec.extensions)} with one type per column (and, for parquet, one "
+            "schema across files), or that the hub id, subset and revision exist."
         ) from exc
-    return dataset.with_format("arrow")[:]
+    table: pa.Table = dataset.with_format("arrow")[:]
+    _check_utf8(source, location, table)
+    return table
+
+
+def _failing_file(builder: str, data_files: list[str]) -> str:
+    """The first of ``data_files`` that does not read alone, or all of them (a schema clash)."""
+    from datasets import load_dataset
+
+    for data_file in data_files:
+        try:
+            load_dataset(builder, data_files=[data_file], split="train")
+        except Exception:  # the file that breaks the split
+            return data_file
+    return f"{', '.join(data_files)} (each reads alone: their schemas differ)"
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The two innermost causes of a wrapped exception, as ``Type: message`` (datasets wraps the reader's)."""
+    seen = [exc]
+    while (inner := seen[-1].__cause__ or seen[-1].__context__) is not None and inner not in seen:
+        seen.append(inner)
+    messages = [f"{type(e).__name__}: {e}" for e in seen if str(e)]
+    return "; ".join(messages[-2:]) if messages else type(exc).__name__
+
+
+def _check_utf8(source: str, location: str, table: pa.Table) -> None:
+    """Refuse text that is not valid UTF-8, naming the first row and column that hold it.
+
+    Readers pass undecodable bytes through into Arrow strings, where they fail much later (writing
+    or reading a shard). A full validation is one pass; a bad table is bisected to its first bad row.
+    """
+    if _valid(table):
+        return
+    lo, hi = 0, table.num_rows
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if not _valid(table.slice(lo, mid - lo)) else (mid, hi)
+    row = table.slice(lo, 1)
+    columns = [name for name in row.column_names if not _valid(row.select([name]))]
+    raise SourceReadError(
+        f"{source}: row {lo} of {location} (counting from 0 over its files in name order) holds text that "
+        f"is not valid UTF-8 in column(s) {columns}; re-encode the file as UTF-8 or drop the row"
+    )
+
+
+def _valid(table: pa.Table) -> bool:
+    try:
+        table.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _first_occurrence(ids: pa.Array, hashes: np.ndarray) -> np.ndarray:
