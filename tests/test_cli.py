@@ -42,12 +42,48 @@ def test_python_dash_m_hala() -> None:
 def test_data_check_prints_counts(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "check", "NousResearch/Hermes-3-Dataset", str(FIXTURES / "hermes3")]) == 0
     report = json.loads(capsys.readouterr().out)
+    examples = report.pop("examples")
     assert report == {
         "source": "NousResearch/Hermes-3-Dataset",
         "read": 30,
         "kept": 20,
         "quarantined": {"code_related": 10},
     }
+    # A few example rows per reason: the fixture's labelled code rows 1, 4 and 7 come first.
+    assert [(e["row"], e["column"]) for e in examples["code_related"]] == [
+        (1, "conversations"),
+        (4, "conversations"),
+        (7, "conversations"),
+    ]
+    assert all(e["id"] for e in examples["code_related"])
+
+
+@pytest.mark.parametrize(("option", "value"), [("--shards", "0"), ("--limit", "-1"), ("--shards", "two")])
+def test_data_check_validates_its_options(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["data", "check", "openorca", str(FIXTURES / "openorca"), option, value])
+    assert stopped.value.code == 2 and f"argument {option}" in capsys.readouterr().err
+
+
+def test_data_check_replaces_the_shards_of_an_earlier_run(tmp_path: Path) -> None:
+    assert (
+        main(
+            ["data", "check", "openorca", str(FIXTURES / "openorca"), "--shards", "3", "--out", str(tmp_path)]
+        )
+        == 0
+    )
+    assert (
+        main(
+            ["data", "check", "openorca", str(FIXTURES / "openorca"), "--shards", "2", "--out", str(tmp_path)]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == [
+        "shard-00000-of-00002.parquet",
+        "shard-00001-of-00002.parquet",
+    ]
 
 
 def test_data_check_keeps_outputs_when_asked(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from hala.config import TRANSLATION_SYSTEMS, DataConfig
 from hala.errors import HalaError
@@ -63,6 +64,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
         "read": counts.read,
         "kept": counts.kept,
         "quarantined": counts.quarantined,
+        "examples": _examples(quarantine, args.examples),
     }
     print(json.dumps(report, indent=2))
     # The stage's guard: the same fraction stops `hala data check` with a non-zero exit.
@@ -74,6 +76,31 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
         exempt=spec.selections,
     )
     return 0
+
+
+def _examples(quarantine: Any, per_reason: int) -> dict[str, list[dict[str, object]]]:
+    """The first ``per_reason`` quarantined rows of each reason: row number, id and column."""
+    examples: dict[str, list[dict[str, object]]] = {}
+    for row in quarantine.to_pylist():
+        found = examples.setdefault(row["reason"], [])
+        if len(found) < per_reason:
+            found.append({"row": row["row"], "id": row["id"], "column": row["column"]})
+    return dict(sorted(examples.items()))
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return parse
 
 
 def _cmd_eval_translation(args: argparse.Namespace) -> int:
@@ -151,9 +178,19 @@ def _parser() -> argparse.ArgumentParser:
     p = data.add_parser("check", help="validate and normalise a local folder of a source's data files")
     p.add_argument("source", help="the source's hub id (Open-Orca/OpenOrca) or key (openorca)")
     p.add_argument("path", help="a local folder of data files (or a hub id, which downloads)")
-    p.add_argument("--limit", type=int, default=None, help="read only the first N rows")
-    p.add_argument("--shards", type=int, default=1, help="number of output shards (default 1)")
-    p.add_argument("--out", default=None, help="keep the shards and quarantine here (default: discard)")
+    p.add_argument("--limit", type=_at_least(0), default=None, help="read only the first N rows")
+    p.add_argument("--shards", type=_at_least(1), default=1, help="number of output shards (default 1)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="keep the shards and quarantine here, replacing earlier ones (default: discard)",
+    )
+    p.add_argument(
+        "--examples",
+        type=_at_least(0),
+        default=3,
+        help="example rows shown per quarantine reason (default 3)",
+    )
     p.add_argument(
         "--max-quarantine-fraction",
         type=float,

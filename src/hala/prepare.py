@@ -359,6 +359,8 @@ def write_shards(
     """
     shard_dir = out_dir / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
+    for stale in shard_dir.glob("shard-*.parquet"):  # an earlier run's shards are replaced, never mixed
+        stale.unlink()
 
     batches = table.to_batches()  # take per batch: a take across chunks would concatenate them first
     bounds = np.cumsum([0] + [b.num_rows for b in batches])
