@@ -137,3 +137,13 @@ def test_relative_folders_resolve_against_the_file_that_names_them(tmp_path: Pat
     preset = load_preset(child)
     assert preset.data.root == str(tmp_path / "elsewhere" / "data")  # named by the child
     assert preset.eval.data_root == str(ROOT / "fixtures" / "eval")  # named by tiny.yaml
+
+
+def test_a_batch_the_gpus_cannot_share_fails_at_load(tmp_path: Path) -> None:
+    with pytest.raises(PresetError, match=r"students\.1\.2b\.training.*is not a multiple of .* x 8 rank"):
+        load_preset(_write(tmp_path, "students: {1.2b: {training: {effective_batch_size: 100}}}\n"))
+
+
+def test_an_unknown_benchmark_fails_at_load(tmp_path: Path) -> None:
+    with pytest.raises(PresetError, match=r"field 'eval\.benchmarks'.*acva"):
+        load_preset(_write(tmp_path, "eval: {benchmarks: [alghafa, acva]}\n"))

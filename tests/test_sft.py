@@ -199,7 +199,8 @@ def test_launch_plans() -> None:
     cfg = dict(TRAINING)
     assert not needs_launcher(SFTJob("m", [], "o", "c", cfg, 0))
     assert needs_launcher(SFTJob("m", [], "o", "c", {**cfg, "deepspeed": "zero3"}, 0))
-    assert needs_launcher(SFTJob("m", [], "o", "c", {**cfg, "gpus": 8}, 0))
+    eight = {**cfg, "gpus": 8, "effective_batch_size": 8 * cfg["per_device_batch_size"]}
+    assert needs_launcher(SFTJob("m", [], "o", "c", eight, 0))
     cmd = torchrun_command(Path("/w/job.json"), 8)
     assert cmd[1:] == [
         "-m",

@@ -190,6 +190,18 @@ class TrainingConfig(_Strict):
     gpus: int = Field(default=0, ge=0, description="GPUs per node; 0 trains in one CPU process")
     nodes: int = Field(default=1, ge=1, description="more than 1 launches a Kubeflow Trainer TrainJob")
 
+    @model_validator(mode="after")
+    def _batch_divides(self) -> TrainingConfig:
+        ranks = max(self.gpus, 1) * self.nodes
+        per_step = self.per_device_batch_size * ranks
+        if self.effective_batch_size % per_step:
+            raise ValueError(
+                f"effective_batch_size {self.effective_batch_size} is not a multiple of "
+                f"per_device_batch_size {self.per_device_batch_size} x {ranks} rank(s) (gpus x nodes); "
+                "change one of them"
+            )
+        return self
+
 
 class TranslatorConfig(_Strict):
     """Stage 4: the lightweight translator fine-tuned on the bilingual set."""
@@ -264,6 +276,18 @@ class EvalConfig(_Strict):
     mmlu_questions: int = Field(gt=0, description="translator benchmark: MMLU questions sampled")
     seed: int
     benchmarks: list[str] = Field(min_length=1, description="keys of hala.evaluation.benchmarks")
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known_benchmarks(cls, value: list[str]) -> list[str]:
+        from hala.evaluation.benchmarks import check_benchmark_keys
+
+        try:
+            check_benchmark_keys(value)
+        except HalaError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     data_root: str | None = Field(default=None, description="null: hub datasets; a folder: local fixtures")
     max_samples: int | None = Field(default=None, gt=0, description="documents per task (smoke runs only)")
     engine: EngineConfig = Field(description="vllm on the cluster, transformers on CPU")
