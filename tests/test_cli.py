@@ -139,3 +139,13 @@ def test_tiny_models_command(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["tiny-models", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "teacher" / "model.safetensors").exists()
     assert "translator-base" in capsys.readouterr().out
+
+
+def test_an_unwritable_output_is_an_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["compile", "--preset", "nano", "--output", str(blocker / "nano.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and str(blocker) in err and "Traceback" not in err

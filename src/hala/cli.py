@@ -268,6 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path the user gave: unwritable, missing, a folder where a file goes
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}; check the path and its permissions", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
