@@ -25,11 +25,15 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
-
-from rouge_score import rouge_scorer
-from sacrebleu.metrics import BLEU, CHRF
+from typing import TYPE_CHECKING
 
 from hala.errors import HalaError
+
+if TYPE_CHECKING:
+    from rouge_score import rouge_scorer
+
+# rouge_score pulls in nltk and scipy (about a second): imported where a score is computed, so the
+# stages that only import this module (through hala.quantize) start fast.
 
 CHRF_WORD_ORDER = 2
 
@@ -74,12 +78,16 @@ def _checked(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[list
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """Corpus BLEU (0-100) of the hypotheses against one reference each, 13a tokenisation."""
     hyps, refs = _checked(hypotheses, references)
+    from sacrebleu.metrics import BLEU
+
     return float(BLEU().corpus_score(hyps, refs).score)
 
 
 def chrf_pp(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """Corpus chrF++ (0-100): sacrebleu's chrF with word bigrams (``word_order=2``)."""
     hyps, refs = _checked(hypotheses, references)
+    from sacrebleu.metrics import CHRF
+
     return float(CHRF(word_order=CHRF_WORD_ORDER).corpus_score(hyps, refs).score)
 
 
@@ -92,12 +100,16 @@ def _mean_rouge_l(scorer: rouge_scorer.RougeScorer, hyps: list[str], refs: list[
 def rouge_l(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """Report-compatible ROUGE-L (0-100): rouge-score's default tokenizer, which drops Arabic letters."""
     hyps, refs = _checked(hypotheses, references)
+    from rouge_score import rouge_scorer
+
     return _mean_rouge_l(rouge_scorer.RougeScorer(["rougeL"]), hyps, refs[0])
 
 
 def rouge_l_arabic(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """Arabic-aware ROUGE-L (0-100): :class:`ArabicTokenizer`, mean of sentence F1s."""
     hyps, refs = _checked(hypotheses, references)
+    from rouge_score import rouge_scorer
+
     return _mean_rouge_l(rouge_scorer.RougeScorer(["rougeL"], tokenizer=ArabicTokenizer()), hyps, refs[0])
 
 
