@@ -42,10 +42,10 @@ def seconds(code: str, repeats: int) -> float:
 
 def heavy_modules(code: str) -> list[str]:
     """Which of torch, transformers, datasets, lighteval, scipy ``code`` pulls in."""
-    probe = f"{code}\nimport sys\nprint(' '.join(m for m in ('torch', 'transformers', 'datasets', 'lighteval', 'scipy') if m in sys.modules))"
-    return subprocess.run(
-        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
-    ).stdout.split()
+    names = ("torch", "transformers", "datasets", "lighteval", "scipy")
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {names!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
+    return done.stdout.split()
 
 
 def main() -> None:
