@@ -16,6 +16,47 @@ each benchmark's hub dataset, which the fixture datasets reproduce and the local
 
 Every task is scored zero-shot with LightEval's ``loglikelihood_acc`` under character-length
 normalisation (the leaderboard's ``acc_norm``).
+
+Evidence. LightEval 0.13.0's own task code (``lighteval/tasks/multilingual/tasks/arabic.py``, as
+installed) gives each table row: ``ALGHAFA_SUBSETS`` (9), ``ARABIC_MMLU_SUBSETS`` (41 with ``All``),
+``arabic_exams_task`` (``hf_subset="default"``), ``MADINAH_QA_SUBSETS`` (2), ``ARATRUST_SUBSETS`` (8)
+and ``ARABIC_MMLU_HT_SUBSETS`` (57); the scored split (``evaluation_splits``); the few-shot split
+(``validation`` for AlGhafa and EXAMS, ``dev`` for ArabicMMLU and MadinahQA, none for AraTrust and
+ArbMMLU-HT); no ``hf_revision`` (LightEval reads ``main``). The columns each prompt function reads
+are :attr:`BenchmarkSpec.required` and ``optional``: ``alghafa_pfn`` reads ``query``, ``int(label)``
+and each ``sol1``..``sol5`` present; ``arabic_mmlu_pfn`` and ``madinah_qa_pfn`` read ``Question``,
+``Answer Key`` (a Latin letter) and the non-empty ``Option 1``..``Option 5`` (MadinahQA also
+``Context``); ``arabic_exams_pfn`` reads ``subject``, ``question``, ``A``-``D`` and ``answer`` (a
+Latin letter); ``aratrust_pfn`` reads ``Question``, ``A``-``C`` and ``Answer`` (an Arabic letter);
+``arabic_mmlu_ht_pfn`` reads ``question``, ``choices`` and ``answer`` (an int index). The hub side:
+
+- AlGhafa: the card's YAML (README commit a31ebd3, the revision HELM pins) gives every config
+  ``query``, ``sol1``..``solN`` (N = 2 to 5 by subset) and ``label``, all ``string``, and the splits
+  ``test`` and ``validation``, files ``<config>/<split>-00000-of-00001.parquet``.
+- ArabicMMLU: the card's ``configs`` map each subject (and ``All``) to ``<subject>/test.csv`` and
+  ``<subject>/dev.csv``. The columns are those of the project's CSV as its own evaluation code reads
+  it (github.com/mbzuai-nlp/ArabicMMLU, ``util_prompt.py``: ``Level``, ``Country``, ``Subject``,
+  ``Question``, ``Context``, ``Option 1``..``Option 5``, ``Answer Key`` in ``A``-``E``) with ``ID``,
+  ``Source`` and ``Group`` (in the ``arbml/ArabicMMLU`` parquet copy, which renames the options).
+  The types are what the CSV reader infers: HELM's loader (stanford-crfm/helm,
+  ``arabic_mmlu_scenario.py``, pinned revision 7aa530e) notes that the options of
+  ``Math (Primary School)`` read as floats, which LightEval's prompt prints as floats (``54.0``).
+- EXAMS (Arabic): ``data/{dev,test,validation}-00000-of-00001.parquet`` (commit bc7a293, the
+  revision HELM pins); HELM's loader reads ``id``, ``question``, ``A``-``D`` and ``answer``.
+- MadinahQA: HELM's loader (``madinah_qa_scenario.py``, pinned revision 62e7c86) reads the two subsets'
+  ``dev`` and ``test`` splits and ``Question``, ``Answer Key``, ``Option 1``..``Option 5``: the
+  ArabicMMLU CSV layout, of which the two subjects are the Arabic Language ones.
+- AraTrust (categorized): the tree on ``main`` (commit b92c511) holds
+  ``<category>/train-00000-of-00001.parquet`` for the eight categories; HELM's loader of the
+  uncategorized ``asas-ai/AraTrust`` reads ``Question``, ``A``, ``B``, ``C`` and ``Answer``.
+- ArbMMLU-HT: one config per subject (57 files, commit 93878e4), ``test`` only (the auto-converted
+  parquet has ``<subject>/test``); HELM's loader (pinned revision 5ed7830) reads ``question``,
+  ``choices`` and ``answer`` as an index into ``choices``. The format of the 57 uploaded files was
+  not seen (the Hub lists parquet): ``data_format`` only shapes the fixture.
+
+The recorded columns agree with all of this; the fixtures (``fixtures/eval``) reproduce them. For the
+two CSV datasets the recorded types are nominal (the CSV reader infers them per file) and the local
+check reads column names only.
 """
 
 from __future__ import annotations
@@ -31,7 +72,7 @@ if TYPE_CHECKING:
 
 DataFormat = Literal["parquet", "csv"]
 
-# Column types as written in the hub datasets (Arrow type names).
+# Column types as written in the hub datasets (Arrow type names; nominal for the CSV ones).
 _STR, _INT, _STR_LIST = "string", "int64", "list<string>"
 _ARABIC_MMLU_COLUMNS = {
     "ID": _INT,

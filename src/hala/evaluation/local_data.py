@@ -5,6 +5,14 @@ whose YAML ``configs:`` header maps each config name (LightEval's ``hf_subset``)
 and the files themselves. ``datasets.load_dataset(folder, config)`` reads it offline, so LightEval's
 own task config works unchanged once its ``hf_repo`` names the folder. Only the configs present
 locally are evaluated (the fixtures hold a few subsets per benchmark).
+
+Evidence: this is how the hub repositories themselves are laid out. MBZUAI/ArabicMMLU's card maps
+each config to ``<subject>/test.csv`` and ``<subject>/dev.csv`` in such a ``configs:`` header, and
+OALL/AlGhafa-Arabic-LLM-Benchmark-Native's maps each to ``<config>/test-*`` and
+``<config>/validation-*`` (per-benchmark details in :mod:`hala.evaluation.benchmarks`); the
+config names are LightEval's ``hf_subset`` values, spaces and parentheses included
+(``"Driving Test"``, ``"Arabic Language (General)"``). The check reads column names only (a
+parquet schema, a CSV header, a JSON line's keys): column types of a CSV are what the reader infers.
 """
 
 from __future__ import annotations

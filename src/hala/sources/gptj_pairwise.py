@@ -1,6 +1,17 @@
 """Dahoas/synthetic-instruct-gptj-pairwise: preference pairs; the report uses prompt + chosen.
 
 The rejected response is never used.
+
+Evidence: the repository (https://huggingface.co/datasets/Dahoas/synthetic-instruct-gptj-pairwise).
+Its ``dataset_infos.json`` on ``main`` declares three string features, ``prompt``, ``chosen`` and
+``rejected``, and one split, ``train`` (33,143 rows); the data are one parquet file,
+``data/train-00000-of-00001-<hash>.parquet``, and no README declares ``configs`` (a README is only
+proposed, in the open pull requests #1 and #2), so ``datasets`` infers ``train`` from the file name.
+DeepSpeed-Chat's loader (microsoft/DeepSpeedExamples,
+``applications/DeepSpeed-Chat/dschat/utils/data/raw_datasets.py``,
+``DahoasSyntheticinstructgptjpairwiseDataset``) reads the same three columns and only
+``raw_datasets["train"]``, splitting it 9:1 itself: there is no other split. Agrees with
+``SPEC.columns``; ``SPEC.revision`` is ``main`` (not pinned).
 """
 
 from __future__ import annotations

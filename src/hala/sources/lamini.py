@@ -1,4 +1,21 @@
-"""MBZUAI/LaMini-instruction: instruction/response pairs distilled from gpt-3.5-turbo."""
+"""MBZUAI/LaMini-instruction: instruction/response pairs distilled from gpt-3.5-turbo.
+
+``instruction`` is the user turn, ``response`` the assistant turn; ``instruction_source`` (where the
+instruction came from) goes to ``meta`` as found, unchecked.
+
+Evidence: the dataset card (https://huggingface.co/datasets/MBZUAI/LaMini-instruction). Its YAML
+``dataset_info`` (README commit 7372b3c) declares three string features, ``instruction``,
+``response`` and ``instruction_source``, and one split, ``train`` (2,585,615 rows); the data are
+parquet shards under ``data/`` (``train-0000N-of-00003-<hash>.parquet`` in the history, so ``datasets``
+infers the ``train`` split from the names). The card text on ``main`` describes
+``instruction_source`` as "the source of a instruction" with the possible values ``alpaca``,
+``generated_flan``, ``generated_p3``, ``original_flan``, ``original_p3``, ``self_instruct_with_topic``
+and ``self_instruct_without_topic`` (its examples carry ``generated_flan`` and
+``self_instruct_without_topic``). The project README (github.com/mbzuai-nlp/LaMini-LM) names only
+``instruction`` and ``response``, as the card did at commit 10887b5, before it listed the third
+column. Agrees with ``SPEC.columns``; the fixture uses only the seven listed values.
+``SPEC.revision`` is ``main`` (not pinned).
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,17 @@ Ids are the row position in the split (``mmlu:test:<i>``). ``meta`` holds subjec
 ``index`` (that row position) and ``subject_position`` (the row's position among the rows of its
 subject, counted over every row read): openai/MMMLU's item of the same subject and position is its
 Arabic translation (``hala.evaluation.translation.align``; evidence in ``hala.sources.mmmlu``).
+
+Evidence: the dataset card (https://huggingface.co/datasets/cais/mmlu; its YAML ``dataset_info``,
+as copied verbatim by mirrors): config ``all`` has the features ``question`` (string), ``subject``
+(string), ``choices`` (sequence of string) and ``answer`` (``class_label`` with names ``A``-``D``,
+stored as an integer 0-3), and the splits ``test`` (14,042 rows), ``validation`` (1,531), ``dev``
+(285) and ``auxiliary_train`` (99,842); the Hub lists the repository's format as parquet.
+lm-evaluation-harness reads the same columns from ``cais/mmlu``'s ``test`` split
+(``lm_eval/tasks/mmlu/default/_default_template_yaml``, commit 0085982: ``{{question}}``,
+``{{choices[0]}}``..``{{choices[3]}}``, ``doc_to_target: answer``, an index into the four choices).
+Agrees with ``SPEC.columns`` (``INTEGER`` accepts the class label's int64); ``SPEC.revision`` is
+``main`` (not pinned).
 """
 
 from __future__ import annotations

@@ -2,6 +2,13 @@
 
 A pair is a two-turn record: English as the user turn, Arabic as the assistant turn. Rows carry no
 id, so the id is a hash of the two texts: an exact repeated pair is quarantined as a duplicate.
+
+Evidence: the dataset repository (https://huggingface.co/datasets/Helsinki-NLP/opus-100), commit
+326d344 "Add ar-en data files": config ``ar-en`` maps ``ar-en/train-*``, ``ar-en/validation-*`` and
+``ar-en/test-*`` (one ``-00000-of-00001.parquet`` file each), with 1,000,000 train, 2,000
+validation and 2,000 test rows; its one feature is ``translation`` with the languages ``ar`` and
+``en`` (the ``datasets`` ``Translation`` feature, a struct of two strings, ``ar`` first). Agrees
+with ``SPEC.columns``; ``SPEC.revision`` is ``main`` (not pinned).
 """
 
 from __future__ import annotations
