@@ -175,6 +175,42 @@ def test_no_server_on_the_port_names_the_uri_and_the_secret(tmp_path: Path) -> N
     assert time.monotonic() - started < 30
 
 
+def _with_userinfo(uri: str, user: str, password: str) -> str:
+    scheme, rest = uri.split("://", 1)
+    return f"{scheme}://{user}:{password}@{rest}"
+
+
+def test_a_password_in_the_tracking_uri_is_never_printed(server: str, tmp_path: Path, monkeypatch) -> None:
+    """Credentials in the URI authenticate; no passed line and no failure shows the password."""
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    good = _with_userinfo(server, ADMIN, ADMIN_PASSWORD)
+    passed = preflight(good, [], [tmp_path], timeout_s=60)
+    assert any("healthy" in p for p in passed) and any("registry" in p for p in passed)
+    assert all(ADMIN_PASSWORD not in line for line in passed), passed
+    assert any(f"{ADMIN}:***@localhost" in line for line in passed)
+
+    failures = {
+        "no server": _with_userinfo(f"http://127.0.0.1:{free_port()}", "u", "secret"),
+        "wrong password": _with_userinfo(server, ADMIN, "secret"),
+        "Host not admitted": _with_userinfo(server.replace("localhost", "127.0.0.1"), ADMIN, "secret"),
+    }
+    for case, uri in failures.items():
+        with pytest.raises(PreflightError) as caught:
+            preflight(uri, [], [tmp_path], timeout_s=60)
+        assert "secret" not in str(caught.value), case
+        assert ":***@" in str(caught.value), case
+
+
+def test_mlflow_errors_that_quote_the_url_are_masked() -> None:
+    """MLflow's client puts the whole URL, password included, in its connection errors."""
+    from hala.preflight import _first_line
+
+    error = RuntimeError("API request to http://u:secret@host:5000/api/2.0/x failed with exception boom")
+    line = _first_line(error, "http://u:secret@host:5000")
+    assert "secret" not in line and "http://u:***@host:5000/api/2.0/x" in line
+
+
 def test_missing_env_and_unwritable_dir_are_all_reported(
     sqlite_uri: str, tmp_path: Path, monkeypatch
 ) -> None:

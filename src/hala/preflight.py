@@ -25,6 +25,7 @@ import os
 import re
 import stat
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -164,9 +165,34 @@ def _is_http(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
+def _shown(uri: str) -> str:
+    """``uri`` as it may be printed: any password in it replaced by ``***``."""
+    from hala.tracking import mask_uri
+
+    return mask_uri(uri)
+
+
+def _scrubbed(text: str, uri: str) -> str:
+    """``text`` (an error from a client given ``uri``) with ``uri``'s password masked wherever it appears.
+
+    MLflow's client puts the whole URL, credentials included, in its connection errors.
+    """
+    password = urllib.parse.urlsplit(uri).password
+    return text.replace(f":{password}@", ":***@") if password else text
+
+
+def _without_userinfo(uri: str) -> str:
+    """``uri`` without ``user:password@``: urllib would take them for part of the host name."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def check_health(tracking_uri: str, timeout_s: float) -> str:
     """``GET <uri>/health`` must answer 200 (the endpoint needs neither credentials nor an allowed Host)."""
-    url = tracking_uri.rstrip("/") + "/health"
+    url = _without_userinfo(tracking_uri).rstrip("/") + "/health"
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             status = response.status
@@ -175,11 +201,13 @@ def check_health(tracking_uri: str, timeout_s: float) -> str:
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise CheckFailed(
-            f"MLflow tracking server {tracking_uri} does not answer ({reason})", SERVER_FIX
+            f"MLflow tracking server {_shown(tracking_uri)} does not answer "
+            f"({_scrubbed(str(reason), tracking_uri)})",
+            SERVER_FIX,
         ) from error
     if status != 200:
         raise CheckFailed(f"MLflow tracking server {url} answered HTTP {status}", SERVER_FIX)
-    return f"tracking server {tracking_uri} healthy"
+    return f"tracking server {_shown(tracking_uri)} healthy"
 
 
 def _http_status(error: Exception) -> int | None:
@@ -215,8 +243,10 @@ def check_tracking(tracking_uri: str, timeout_s: float) -> str:
             MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
     except Exception as error:
         fix = _api_fix(error) if _is_http(tracking_uri) else "check the store path exists and is writable"
-        raise CheckFailed(f"MLflow tracking store {tracking_uri} fails: {_first_line(error)}", fix) from error
-    return "; ".join([*passed, f"tracking store {tracking_uri} opens"])
+        raise CheckFailed(
+            f"MLflow tracking store {_shown(tracking_uri)} fails: {_first_line(error, tracking_uri)}", fix
+        ) from error
+    return "; ".join([*passed, f"tracking store {_shown(tracking_uri)} opens"])
 
 
 def check_registry_writable(tracking_uri: str, timeout_s: float) -> str:
@@ -235,9 +265,10 @@ def check_registry_writable(tracking_uri: str, timeout_s: float) -> str:
     except Exception as error:
         fix = _api_fix(error) if _is_http(tracking_uri) else "check the store file is writable"
         raise CheckFailed(
-            f"model registry at {tracking_uri} is not writable: {_first_line(error)}", fix
+            f"model registry at {_shown(tracking_uri)} is not writable: {_first_line(error, tracking_uri)}",
+            fix,
         ) from error
-    return f"model registry at {tracking_uri} writable (created and deleted {name})"
+    return f"model registry at {_shown(tracking_uri)} writable (created and deleted {name})"
 
 
 def hub_chat_template(model_id: str, revision: str) -> str | None:
@@ -292,8 +323,9 @@ def check_sft_chat_template(model: str, fetch_template: Callable[[], str | None]
     return f"SFT base model {model}: assistant tokens masked through {source}"
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip() or type(error).__name__
+def _first_line(error: Exception, uri: str = "") -> str:
+    """The first line of ``error``'s message (at most 300 characters), ``uri``'s password masked."""
+    text = _scrubbed(str(error), uri).strip() or type(error).__name__
     return text.splitlines()[0][:300]
 
 
