@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 from hala import reference
 from hala.config import load_preset
-from hala.evaluation.gates import evaluate_gates
+from hala.evaluation.gates import GateConfig, evaluate_gates
 
 REPORT = ROOT.parent / "shared" / "reference" / "hala-technical-report.txt"
 
@@ -90,3 +90,39 @@ def test_paper_gates_pass_the_reports_own_hala_models_against_their_bases() -> N
     # ... and they are not a rubber stamp: the base judged against HALA-9B fails.
     hala9, fanar = pairs[-1]
     assert not evaluate_gates(gates, {"merged": fanar.by_task(), "base": hala9.by_task()}).passed
+
+
+def _report_judge_prompt(report: str) -> str:
+    """Section 2.3's prompt lines as the report prints them, the extraction's indents and code fence off."""
+    start = report.index('prompt = f"""')
+    block = report[start : report.index('"""', start + len('prompt = f"""'))]
+    lines = [line.strip() for line in block.splitlines()[1:]]
+    return "\n".join(line for line in lines if line != "```").strip("\n")
+
+
+def test_paper_judge_prompt_is_the_reports_section_2_3_text(report: str) -> None:
+    """Verbatim, Arabic first, placeholders renamed; the blank line before the instruction kept."""
+    expected = _report_judge_prompt(report).replace("{ar_text}", "{ar}").replace("{en_text}", "{en}")
+    assert expected.splitlines() == [
+        "You are a strict bilingual judge.",
+        "You will be given a translation pair.",
+        "Arabic: {ar}",
+        "English: {en}",
+        "",
+        "If the English is a correct and natural translation of the Arabic, output only: accept",
+        "Otherwise, output only: reject",
+    ]
+    assert load_preset("paper").judge.prompt == expected
+
+
+def test_a_two_point_task_drop_gate_refuses_the_reports_hala_9b_on_madinahqa() -> None:
+    """max_task_drop 2.0 (GateConfig's default) fails HALA-9B (-2.9 on MadinahQA); the paper's 3.0 passes."""
+    hala9, fanar = reference.hala_rows()[-1]
+    scores = {"merged": hala9.by_task(), "base": fanar.by_task()}
+    assert round(fanar.by_task()["madinah_qa"] - hala9.by_task()["madinah_qa"], 1) == 2.9
+    strict = evaluate_gates(GateConfig(max_task_drop=2.0), scores)
+    assert not strict.passed
+    assert strict.reasons == ["task madinah_qa: merged 70.40 vs base 73.30, drop 2.90 points > allowed 2.00"]
+    assert GateConfig().max_task_drop == 2.0 and not evaluate_gates(GateConfig(), scores).passed
+    paper = load_preset("paper").eval.gates
+    assert paper.max_task_drop == 3.0 and evaluate_gates(paper, scores).passed
