@@ -248,6 +248,12 @@ def _trl_template(name: str) -> str:
     return resources.files("trl").joinpath(f"chat_templates/{name}.jinja").read_text(encoding="utf-8")
 
 
+def _fanar_template() -> str:
+    """QCRI/Fanar-1-9B-Instruct's own template, as far as it could be read (the fixture cites it)."""
+    path = Path(__file__).parents[1] / "fixtures" / "chat_templates" / "fanar-1-9b-instruct.json"
+    return str(json.loads(path.read_text(encoding="utf-8"))["chat_template_prefix"])
+
+
 def test_sft_templates_trl_cannot_mask_fail_before_any_gpu(sqlite_uri: str, tmp_path: Path) -> None:
     """LFM2's own template and a marked one pass; a template TRL does not match byte for byte fails."""
 
@@ -258,8 +264,8 @@ def test_sft_templates_trl_cannot_mask_fail_before_any_gpu(sqlite_uri: str, tmp_
         "LiquidAI/LFM2-1.2B@main": lambda: _trl_template("lfm2"),
         "LiquidAI/LFM2-1.2B@40f3da0": lambda: _trl_template("lfm2_v2"),
         "org/marked@main": lambda: _trl_template("lfm2_training"),
-        # A Gemma-style template saved with one more newline: TRL matches exactly, so it is not recognised.
-        "QCRI/Fanar-1-9B-Instruct@main": lambda: _trl_template("gemma") + "\n",
+        # Fanar's real template (Gemma-2 turns, its own system and thinking roles): TRL 1.16 cannot mask it.
+        "QCRI/Fanar-1-9B-Instruct@main": _fanar_template,
         "org/no-template@main": lambda: None,
         "org/gated@main": hub_error,
     }
@@ -270,7 +276,8 @@ def test_sft_templates_trl_cannot_mask_fail_before_any_gpu(sqlite_uri: str, tmp_
     assert (
         "SFT base model QCRI/Fanar-1-9B-Instruct@main: its chat template has no {% generation %}" in message
     )
-    assert "pin the model's `revision` in the preset" in message
+    assert "set training.training_chat_template of the preset's training for QCRI/Fanar" in message
+    assert "QCRI/Fanar-1-9B-Instruct: fanar1_training.jinja" in message
     assert "org/no-template@main ships no chat template" in message
     assert "org/gated@main could not be read: 401 Client Error" in message
     assert "LiquidAI" not in message and "org/marked" not in message
@@ -292,6 +299,40 @@ def test_sft_templates_trl_cannot_mask_fail_before_any_gpu(sqlite_uri: str, tmp_
     )
 
 
+def test_a_presets_training_template_lets_fanar_pass_without_asking_the_hub(
+    sqlite_uri: str, tmp_path: Path
+) -> None:
+    """training.training_chat_template names a marked copy: Fanar passes; a name not shipped fails."""
+
+    def not_asked() -> str:
+        raise AssertionError("the hub is not asked when the preset names a training template")
+
+    fanar = "QCRI/Fanar-1-9B-Instruct@main"
+    passed = preflight(
+        sqlite_uri,
+        [],
+        [tmp_path],
+        check_registry=False,
+        sft_templates={fanar: not_asked},
+        sft_training_templates={fanar: "fanar1_training.jinja"},
+    )
+    assert (
+        f"SFT base model {fanar}: assistant tokens masked through the preset's "
+        "training.training_chat_template fanar1_training.jinja" in passed
+    )
+    with pytest.raises(PreflightError) as caught:
+        preflight(
+            sqlite_uri,
+            [],
+            [tmp_path],
+            check_registry=False,
+            sft_templates={fanar: not_asked},
+            sft_training_templates={fanar: "fanar.jinja"},
+        )
+    assert "training.training_chat_template 'fanar.jinja' is not a template in" in str(caught.value)
+    assert "fanar1_training.jinja" in str(caught.value)
+
+
 def test_preflight_stage_checks_every_non_tiny_sft_bases_template(
     sqlite_uri: str, tmp_path: Path, monkeypatch
 ) -> None:
@@ -310,7 +351,7 @@ def test_preflight_stage_checks_every_non_tiny_sft_bases_template(
 
     def fake_hub(model_id: str, revision: str) -> str:
         asked.append((model_id, revision))
-        return _trl_template("gemma") + "\n"
+        return _fanar_template()
 
     monkeypatch.setattr(preflight_module, "hub_chat_template", fake_hub)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri)

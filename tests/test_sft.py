@@ -159,6 +159,116 @@ def test_a_template_trl_cannot_mask_stops_before_training(
         training_chat_template(tokenizer, "m")
 
 
+# --- QCRI/Fanar-1-9B-Instruct (the 9B student's base) ------------------------------------------------
+
+FANAR = Path(__file__).parents[1] / "fixtures" / "chat_templates" / "fanar-1-9b-instruct.json"
+
+
+def _fanar_prefix() -> str:
+    """The first part of Fanar's own template, verbatim (the fixture cites revision and source)."""
+    doc = json.loads(FANAR.read_text(encoding="utf-8"))
+    assert doc["revision"] == "d30938d0efb1fd251727ee96df6987802ff84662" and doc["complete"] is False
+    return str(doc["chat_template_prefix"])
+
+
+def _fanar_own() -> str:
+    """Fanar's own system/user/assistant rendering: its real branches, closed after the assistant one."""
+    head = _fanar_prefix().split("{% elif message['role'] == 'thinking' %}")[0]
+    assert head.endswith("{{ content + '<end_of_turn>\n' }}")
+    return head + "{% endif %}{% endfor %}"
+
+
+def _fanar_tokenizer(tiny_models: dict[str, Path]) -> object:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["student"])
+    tokenizer.chat_template = _fanar_own()
+    return tokenizer
+
+
+def test_fanars_template_is_none_trl_can_mask(tiny_models: dict[str, Path]) -> None:
+    """No marker in its assistant branch, and no TRL template starts as Fanar's does, whatever its tail."""
+    from importlib import resources
+
+    from hala.training.data import GENERATION_MARKER, assistant_mask_source
+
+    prefix = _fanar_prefix()
+    assert not GENERATION_MARKER.search(prefix)
+    folder = resources.files("trl").joinpath("chat_templates")
+    trl_templates = [p.read_text("utf-8") for p in folder.iterdir() if p.name.endswith(".jinja")]
+    assert not [t for t in trl_templates if t.startswith(prefix[:14])]  # "{{ '<bos>' }}{%"
+    assert assistant_mask_source(_fanar_own()) is None
+    with pytest.raises(HalaError) as caught:
+        training_chat_template(_fanar_tokenizer(tiny_models), "QCRI/Fanar-1-9B-Instruct")
+    assert "set training.training_chat_template" in str(caught.value)
+    assert "QCRI/Fanar-1-9B-Instruct: fanar1_training.jinja" in str(caught.value)
+
+
+def _fanar_conversations() -> list[list[dict[str, str]]]:
+    return [
+        _conversation(3),
+        _conversation(4)[1:],
+        [
+            *_conversation(5),
+            {"role": "user", "content": "and again?"},
+            {"role": "assistant", "content": "مرة أخرى"},
+        ],
+    ]
+
+
+def test_fanar_training_copy_renders_as_fanars_own_and_masks_each_answer(
+    tiny_models: dict[str, Path],
+) -> None:
+    """Byte for byte Fanar's rendering; the mask is each answer with its <end_of_turn>, nothing else."""
+    tokenizer = _fanar_tokenizer(tiny_models)
+    marked = training_chat_template(tokenizer, "QCRI/Fanar-1-9B-Instruct", "fanar1_training.jinja")
+    assert marked is not None
+    for messages in _fanar_conversations():
+        own = tokenizer.apply_chat_template(messages, tokenize=False)  # type: ignore[attr-defined]
+        assert tokenizer.apply_chat_template(messages, tokenize=False, chat_template=marked) == own  # type: ignore[attr-defined]
+        out = tokenizer.apply_chat_template(  # type: ignore[attr-defined]
+            messages, chat_template=marked, return_dict=True, return_assistant_tokens_mask=True
+        )
+        ids = [i for i, m in zip(out["input_ids"], out["assistant_masks"], strict=True) if m]
+        answers = "".join(m["content"] + "<end_of_turn>\n" for m in messages if m["role"] == "assistant")
+        assert tokenizer.decode(ids) == answers  # type: ignore[attr-defined]
+    with pytest.raises(Exception, match="not 'thinking'"):
+        tokenizer.apply_chat_template(  # type: ignore[attr-defined]
+            [{"role": "user", "content": "q"}, {"role": "thinking", "content": "t"}], chat_template=marked
+        )
+
+
+def test_sft_trains_fanar_through_the_presets_training_template(
+    tiny_models: dict[str, Path], train_file: Path, tmp_path: Path
+) -> None:
+    """Set, SFT masks with it and the saved model keeps Fanar's own template; unset, SFT names the field."""
+    import shutil
+
+    from hala.training.sft import train_sft
+
+    model = tmp_path / "fanar"
+    shutil.copytree(tiny_models["student"], model)
+    (model / "chat_template.jinja").write_text(_fanar_own(), "utf-8")
+    job = _job({"student": model}, train_file, tmp_path, max_steps=2, save_steps=2)
+    with pytest.raises(HalaError, match=r"set training\.training_chat_template"):
+        train_sft(job)
+    job = _job(
+        {"student": model},
+        train_file,
+        tmp_path,
+        max_steps=2,
+        save_steps=2,
+        training_chat_template="fanar1_training.jinja",
+    )
+    result = train_sft(job)
+    assert result.global_step == 2 and result.train_tokens > 0
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(tmp_path / "out").chat_template == _fanar_own()
+    with pytest.raises(HalaError, match="is not a template in"):
+        training_chat_template(None, "m", "../gemma.jinja")
+
+
 def test_effective_batch_needs_whole_accumulation() -> None:
     cfg = TrainingConfig.model_validate({**TRAINING, "effective_batch_size": 128, "per_device_batch_size": 8})
     assert gradient_accumulation(cfg, 8) == 2

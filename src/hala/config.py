@@ -189,6 +189,12 @@ class TrainingConfig(_Strict):
     )
     gpus: int = Field(default=0, ge=0, description="GPUs per node; 0 trains in one CPU process")
     nodes: int = Field(default=1, ge=1, description="more than 1 launches a Kubeflow Trainer TrainJob")
+    training_chat_template: str | None = Field(
+        default=None,
+        description="a marked copy of the base model's chat template in hala/training/templates that SFT "
+        "masks assistant tokens with, for a template TRL cannot mask (QCRI/Fanar-1-9B-Instruct: "
+        "fanar1_training.jinja); null: the model's own template; the saved model keeps its own",
+    )
 
     @model_validator(mode="after")
     def _batch_divides(self) -> TrainingConfig:

@@ -12,9 +12,11 @@ missing thing and how to fix it (which Secret, which manifest, which command):
 4. every output folder can be created and written by this process's uid (a probe file is created and
    removed); on the cluster that is the root of the work claim, which must be writable by
    :data:`PIPELINE_UID` without an fsGroup, and the error says how to make it so;
-5. every SFT base model's chat template can be masked for assistant-only loss: it has ``{% generation %}``
-   markers or is one TRL swaps for a marked training copy (:func:`check_sft_chat_template`; only the
-   template file is downloaded), so a model TRL cannot mask fails here and not on the GPU nodes.
+5. every SFT base model's chat template can be masked for assistant-only loss: the preset names a marked
+   training copy for it (``training.training_chat_template``, as the 9B's QCRI/Fanar-1-9B-Instruct
+   needs), or it has ``{% generation %}`` markers, or it is one TRL swaps for a marked training copy
+   (:func:`check_sft_chat_template`; only the template file is downloaded), so a model TRL cannot mask
+   fails here and not on the GPU nodes.
 """
 
 from __future__ import annotations
@@ -294,10 +296,25 @@ def hub_chat_template(model_id: str, revision: str) -> str | None:
     return None
 
 
-def check_sft_chat_template(model: str, fetch_template: Callable[[], str | None]) -> str:
-    """An SFT base model's chat template can be masked for assistant-only loss (as TRL's SFTTrainer will)."""
-    from hala.training.data import assistant_mask_source
+def check_sft_chat_template(
+    model: str, fetch_template: Callable[[], str | None], training_template: str | None = None
+) -> str:
+    """An SFT base model's chat template can be masked for assistant-only loss (as TRL's SFTTrainer will).
 
+    ``training_template`` (the preset's ``training.training_chat_template`` for this model) is a marked
+    copy in ``hala/training/templates`` that SFT masks with instead; it must exist and carry markers.
+    Why QCRI/Fanar-1-9B-Instruct needs one: :mod:`hala.training.data` (evidence: the template of its
+    tokenizer_config.json at revision d30938d0efb1fd251727ee96df6987802ff84662 has no ``{% generation %}``
+    markers and is none TRL 1.16 matches; fixtures/chat_templates/fanar-1-9b-instruct.json).
+    """
+    from hala.training.data import assistant_mask_source, unmaskable_fix
+
+    if training_template is not None:
+        try:
+            source = assistant_mask_source("", training_template)
+        except HalaError as error:
+            raise CheckFailed(f"SFT base model {model}: {error}", unmaskable_fix(model)) from error
+        return f"SFT base model {model}: assistant tokens masked through {source}"
     try:
         template = fetch_template()
     except Exception as error:  # hub errors: missing repo or revision, gated model, no token
@@ -316,9 +333,7 @@ def check_sft_chat_template(model: str, fetch_template: Callable[[], str | None]
             f"SFT base model {model}: its chat template has no {{% generation %}} markers and is not one "
             "TRL recognises (TRL matches templates byte for byte against trl/chat_templates/*.jinja), so "
             "SFT with assistant-only loss would stop on the GPU nodes",
-            "pin the model's `revision` in the preset to a revision whose chat template wraps each "
-            "assistant turn, its end-of-turn token included, in {% generation %}...{% endgeneration %}, "
-            "or use a base model whose template TRL recognises",
+            unmaskable_fix(model),
         )
     return f"SFT base model {model}: assistant tokens masked through {source}"
 
@@ -336,14 +351,21 @@ def preflight(
     check_registry: bool = True,
     timeout_s: float = 30,
     sft_templates: Mapping[str, Callable[[], str | None]] | None = None,
+    sft_training_templates: Mapping[str, str | None] | None = None,
 ) -> list[str]:
     """Run every check and return what passed; raise one :class:`PreflightError` listing every failure.
 
+    ``sft_templates`` maps each SFT base model to the fetch of its chat template, and
+    ``sft_training_templates`` (same keys) to its preset's ``training.training_chat_template``.
     The registry check is skipped when the tracking server itself failed (it would fail the same way).
     """
+    trainings = sft_training_templates or {}
     checks: list[Callable[[], str]] = [functools.partial(check_env, required_env)]
     checks += [functools.partial(check_output_dir, path) for path in output_dirs]
-    checks += [functools.partial(check_sft_chat_template, m, f) for m, f in (sft_templates or {}).items()]
+    checks += [
+        functools.partial(check_sft_chat_template, m, f, trainings.get(m))
+        for m, f in (sft_templates or {}).items()
+    ]
     passed: list[str] = []
     failures: list[str] = []
     for check in checks:

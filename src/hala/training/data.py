@@ -61,13 +61,56 @@ TRL_RECOGNISED_TEMPLATES: dict[str, str] = {
 }
 GENERATION_MARKER = re.compile(r"\{%-?\s*generation\s*-?%\}")  # TRL's has_generation_markers pattern
 
+# Marked training copies of templates TRL cannot mask, chosen per model by a preset's
+# ``training.training_chat_template``; SFT renders with the copy, the saved model keeps its own template.
+# QCRI/Fanar-1-9B-Instruct (the 9B student's base): its template (tokenizer_config.json at revision
+# d30938d0efb1fd251727ee96df6987802ff84662, https://huggingface.co/api/models/QCRI/Fanar-1-9B-Instruct,
+# config.tokenizer_config.chat_template; what could be read of it is in
+# fixtures/chat_templates/fanar-1-9b-instruct.json) is Gemma-2's turn format with its own system and
+# thinking handling, starts ``{{ '<bos>' }}`` where TRL's gemma.jinja starts ``{{ bos_token }}``, and has no
+# ``{% generation %}`` markers: TRL 1.16 neither recognises nor masks it, so the 9B trains with
+# ``fanar1_training.jinja``.
+TRAINING_TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATE_FIELD = "training.training_chat_template"
 
-def assistant_mask_source(template: str) -> str | None:
-    """How assistant-only loss will mask ``template`` (TRL-free): its own markers, a TRL copy, or None."""
+
+def preset_training_template(name: str) -> str:
+    """The text of ``hala/training/templates/<name>``; an error naming the preset field otherwise."""
+    path = TRAINING_TEMPLATES / name
+    shipped = sorted(p.name for p in TRAINING_TEMPLATES.glob("*.jinja"))
+    if Path(name).name != name or not path.is_file():
+        raise HalaError(
+            f"{TEMPLATE_FIELD} {name!r} is not a template in {TRAINING_TEMPLATES}; choose one of {shipped}"
+        )
+    text = path.read_text(encoding="utf-8")
+    if not GENERATION_MARKER.search(text):
+        raise HalaError(f"{TEMPLATE_FIELD} {name!r} has no {{% generation %}} markers, so it masks nothing")
+    return text
+
+
+def assistant_mask_source(template: str, training_template: str | None = None) -> str | None:
+    """How assistant-only loss will mask ``template`` (TRL-free), or None when it cannot.
+
+    In order: the preset's training copy, the template's own markers, TRL's copy of a template it knows.
+    """
+    if training_template is not None:
+        preset_training_template(training_template)
+        return f"the preset's {TEMPLATE_FIELD} {training_template}"
     if GENERATION_MARKER.search(template):
         return "its own {% generation %} markers"
     name = TRL_RECOGNISED_TEMPLATES.get(hashlib.sha256(template.encode("utf-8")).hexdigest())
     return f"TRL's {name}_training.jinja" if name else None
+
+
+def unmaskable_fix(model: str) -> str:
+    """What to do about a base model whose chat template assistant-only loss cannot mask."""
+    shipped = ", ".join(sorted(p.name for p in TRAINING_TEMPLATES.glob("*.jinja")))
+    return (
+        f"set {TEMPLATE_FIELD} of the preset's training for {model} to a marked copy of its template in "
+        f"hala/training/templates ({shipped}; QCRI/Fanar-1-9B-Instruct: fanar1_training.jinja), or pin the "
+        "model's `revision` to one whose chat template wraps each assistant turn, its end-of-turn token "
+        "included, in {% generation %}...{% endgeneration %}"
+    )
 
 
 @dataclass
@@ -123,17 +166,21 @@ def _problem(messages: list[dict[str, str]] | None) -> str | None:
     return None
 
 
-def training_chat_template(tokenizer: Any, model: str) -> str | None:
+def training_chat_template(tokenizer: Any, model: str, configured: str | None = None) -> str | None:
     """The template assistant-only loss masks with, found the way TRL's ``SFTTrainer`` finds it.
 
-    None when the model's own template has ``{% generation %}`` markers; TRL's training copy when TRL
-    recognises the template (an exact match against ``trl/chat_templates/*.jinja``: LFM2 gets
-    ``lfm2_training.jinja``). Any other template would stop ``SFTTrainer`` with a ValueError after the
-    GPUs are allocated; this raises a :class:`HalaError` naming ``model`` and the fix instead.
+    ``configured`` (the preset's ``training.training_chat_template``) wins: its text, from
+    ``hala/training/templates``. Otherwise None when the model's own template has ``{% generation %}``
+    markers; TRL's training copy when TRL recognises the template (an exact match against
+    ``trl/chat_templates/*.jinja``: LFM2 gets ``lfm2_training.jinja``). Any other template would stop
+    ``SFTTrainer`` with a ValueError after the GPUs are allocated; this raises a :class:`HalaError`
+    naming ``model`` and the fix instead.
     """
     import trl
     from trl.chat_template_utils import get_training_chat_template, has_generation_markers
 
+    if configured is not None:
+        return preset_training_template(configured)
     template = tokenizer.chat_template
     if not template:
         raise HalaError(
@@ -148,10 +195,8 @@ def training_chat_template(tokenizer: Any, model: str) -> str | None:
         raise HalaError(
             f"{model}: its chat template has no {{% generation %}} markers and is not one TRL "
             f"{trl.__version__} recognises (TRL matches templates byte for byte against "
-            "trl/chat_templates/*.jinja), so assistant-only loss cannot mask it. Fix: pin the base model's "
-            "`revision` in the preset to a revision whose chat template wraps each assistant turn, its "
-            "end-of-turn token included, in {% generation %}...{% endgeneration %}, or use a base model "
-            "TRL recognises"
+            "trl/chat_templates/*.jinja), so assistant-only loss cannot mask it. "
+            f"Fix: {unmaskable_fix(model)}"
         ) from exc
 
 

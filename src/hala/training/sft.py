@@ -2,8 +2,10 @@
 
 * Loss only on assistant tokens, through TRL's own template handling: a template with
   ``{% generation %}`` markers is used as it is, a template TRL recognises (LFM2's, byte for byte) is
-  swapped for TRL's marked training copy (``lfm2_training.jinja``), and any other template stops the
-  run before training with an error naming the model (:func:`hala.training.data.training_chat_template`).
+  swapped for TRL's marked training copy (``lfm2_training.jinja``), a preset's
+  ``training.training_chat_template`` (a marked copy in ``hala/training/templates``: the 9B's Fanar needs
+  one) replaces the model's template while training, and any other template stops the run before
+  training with an error naming the model (:func:`hala.training.data.training_chat_template`).
   The saved model keeps its own template.
 * Packing: best-fit decreasing, padding-free (TRL passes position ids and sequence boundaries, so
   attention and LFM2's short convolutions stay inside each example).
@@ -162,7 +164,12 @@ def train_sft(job: SFTJob) -> SFTResult:
     cfg = job.config
     ranks = world_size()
     tokenizer = AutoTokenizer.from_pretrained(job.model_dir)
-    training_chat_template(tokenizer, job.model_dir)  # fails here, not inside SFTTrainer
+    own_template = tokenizer.chat_template
+    # Fails here, not inside SFTTrainer; a preset's training_chat_template replaces the model's own
+    # template while training (TRL uses its {% generation %} markers as they are).
+    masked = training_chat_template(tokenizer, job.model_dir, cfg.training_chat_template)
+    if cfg.training_chat_template is not None:
+        tokenizer.chat_template = masked
     train_set, counts = _dataset(job.train_files, tokenizer, cfg.max_length)
     eval_set = _dataset(job.eval_files, tokenizer, cfg.max_length)[0] if job.eval_files else None
     args = sft_config(job, ranks)
@@ -183,6 +190,7 @@ def train_sft(job: SFTJob) -> SFTResult:
     output = trainer.train(resume_from_checkpoint=resume)
     wall = time.perf_counter() - started
     eval_loss = trainer.evaluate()["eval_loss"] if eval_set is not None else None
+    tokenizer.chat_template = own_template  # the saved model keeps its own template
     trainer.save_model(job.output_dir)  # every rank joins (ZeRO-3 gathers the weights); rank 0 writes
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(job.output_dir)
