@@ -14,12 +14,26 @@ conversation is code-related, and quarantined as ``code_related``, when any of i
 "code" alone does not count, so a zip code, a code of conduct or Morse code stay in; nor do
 inline backticks around a word.
 
-Layout: one JSONL file of ``{"conversations": [{"from", "value", "weight"?}, ...]}`` (the dataset
-card's format; ``weight`` is on some turns only, so datasets 5.2 types the turns ``List(Json)``,
-decoded by :func:`hala.sources.schema.decode_json_lists`). Roles: ``system``, ``human``, ``gpt`` map to
-system/user/assistant; any other (a ``tool`` turn of a function-calling sample, say) quarantines the
-conversation as ``unknown_role``, counted: our records have no tool role, and relabelling a tool
-result as a user or assistant turn would train the model to write tool output itself.
+Layout: one JSONL file of ``{"conversations": [{"from", "value", "weight"?}, ...]}``; ``weight`` is
+on some turns only, so datasets 5.2 types the turns ``List(Json)``, decoded by
+:func:`hala.sources.schema.decode_json_lists`. Evidence, and how far it goes: the hub page of
+https://huggingface.co/datasets/NousResearch/Hermes-3-Dataset (README.md at ac63e6c, the
+``refs/pr/4`` revision: "Formats: json", "Size: 100K - 1M", license apache-2.0, and a card whose
+metadata is empty, ``{}``: no ``configs`` and no ``dataset_info``, so datasets infers the split and
+the features from the file itself); public loaders read ``load_dataset("NousResearch/Hermes-3-Dataset",
+split="train")`` and walk ``example["conversations"]`` turn by turn with ``msg["from"]`` in
+``system``/``human``/``gpt`` and ``msg["value"]`` (found by code search; the index names none of their
+repositories), and one downloads the file as ``resolve/main/hermes-3-dataset.jsonl``. We found no
+stored copy of the file's rows, so the ``weight`` key is not seen in Hermes-3 itself: it is what
+issue 11 reports and what the family's OpenHermes-2.5 file carries (its features, as datasets wrote
+them: ``conversations`` = list of ``{from: string, value: string, weight: float64}``;
+ByteResearch/OpenHermes-2.5-Filtered-240405, ``train/dataset_info.json`` at cbf14601c2bb). Either way
+the reader accepts both typings (a struct list, or ``List(Json)``).
+
+Roles: ``system``, ``human``, ``gpt`` map to system/user/assistant; any other (a ``tool`` turn of a
+function-calling sample, say) quarantines the conversation as ``unknown_role``, counted: our records
+have no tool role, and relabelling a tool result as a user or assistant turn would train the model to
+write tool output itself.
 """
 
 from __future__ import annotations

@@ -4,9 +4,18 @@ The file (``test/mmlu_AR-XY.csv``) is the 57 subjects' test items concatenated i
 with an unnamed first column (``Unnamed: 0`` once read) that is the position of the row *within its
 subject*: it restarts at 0 for every subject, so it repeats across the file and is not a key. Evidence:
 the openai/MMMLU dataset card (columns ``Question, A, B, C, D, Answer, Subject`` beside the unnamed
-index) and public loaders that read the file this way: one checks, per subject, that the first column
-runs 0..n-1 ("an index local to each subject ... repeats across the 57 concatenated subjects") and that
-row i's ``Subject`` equals cais/mmlu test row i's (found by code search for ``mmlu_AR-XY.csv``).
+index) and public loaders. Named ones read the columns and never use the index as a key: lighteval
+0.13.0 (installed here), ``lighteval/tasks/multilingual/tasks/openai_mmlu.py``, reads ``openai/MMMLU``
+subset ``AR_XY``, split ``test``, at hub revision 038c7808122969ead7456361af05cb8f47d247f8, maps
+``Question``/``A``-``D``/``Answer`` and selects each MMLU subject by ``Subject`` (lower-cased); and
+open-compass/opencompass ``opencompass/datasets/mmmlu.py`` (commit 48a0d9c8762320b09b2b4a9fb029ed43453f5c69)
+reads the same columns, ``Subject`` with ``_`` as spaces. The per-subject index comes from a loader
+found by code search for ``mmlu_AR-XY.csv`` whose repository the index does not name: it reads the CSV
+with the columns ``"", Question, A, B, C, D, Answer, Subject``, states "OpenAI's first CSV column is an
+index local to each subject and therefore repeats across the 57 concatenated subjects", and refuses the
+file unless, per subject, that column runs 0..n-1; another pins the dataset at revision
+325a01dc3e173cac1578df94120499aaca2e2504 ("static since" 2024-10-16) and names the file
+``mmlu_AR-XY.csv``.
 
 So ids are the row position in the file (``mmmlu:<row>``, unique whatever that column holds), and
 ``meta`` carries ``subject_position`` (the row's position among its subject's rows, counted over every

@@ -5,6 +5,26 @@ The mixture tags each row with the subset it came from (column ``source``). Kept
 :data:`MULTILINGUAL_SUBSETS` (Aya, OpenAssistant and WildChat carry many languages). A subset in
 neither list (a new upstream revision) is quarantined as ``unknown_subset`` so it is counted and
 reviewed, never trained on by accident.
+
+Evidence: the dataset card (https://huggingface.co/datasets/allenai/tulu-3-sft-mixture, README.md at
+commit b14afda60f1bbebe55d5d2fa1e4df5042f97f8be). Its YAML header gives the features ``id`` (string),
+``messages`` (list of ``{content, role}``, both strings) and ``source`` (string), one split ``train`` of
+939,343 examples, and one config, ``default``, whose data files are ``data/train-*`` (parquet); agrees
+with ``SPEC.columns`` and ``subset=None``. The card lists the mixture's sets (CoCoNot, FLAN v2, No
+Robots, OpenAssistant, the Tulu 3 persona sets, NuminaMath-TIR, WildGuardMix, WildJailbreak, the
+hard-coded set, Aya, WildChat, Table-GPT, SciRIFF, Evol-CodeAlpaca), and its ``language`` list names 70
+languages, hence the filter. The ``source`` values are the hub ids of the datasets mixed
+(``ai2-adapt-dev/...``, and ``allenai/tulu-3-sft-personas-math-grade``): the 19 names of
+:data:`ENGLISH_SUBSETS` and :data:`MULTILINGUAL_SUBSETS` are exactly the v3.9 mixture that
+allenai/open-instruct lists, set by set, in
+``configs/train_configs/sft/tulu3_70b_preview_mix_v3.9-noncommercial.yaml`` (commit 205c2f6: general
+oasst1_converted, flan_v2_converted, tulu_hard_coded_repeated_10, no_robots_converted,
+tulu_v3.9_wildchat_100k; five math, two coding, one instruction-following, three safety and three
+specialty sets, tulu_v3.9_aya_100k among them). Public code that reads this dataset filters its
+``source`` column by the same names (dropping tulu_v3.9_wildchat_100k, oasst1_converted and
+tulu_v3.9_aya_100k as non-English, found by code search; the index does not name that file's
+repository). ``SPEC.revision`` is ``main``: a revision that adds or renames a subset shows up as
+``unknown_subset`` counts, not as silently kept rows.
 """
 
 from __future__ import annotations
