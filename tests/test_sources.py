@@ -344,6 +344,8 @@ def test_a_json_turn_whose_text_is_not_a_string_names_the_column(tmp_path: Path)
         "\u0640\u0640\u0640",
         "\u064e\u0650\u0651",
         "\u00a0\n",
+        "\x0b\x1c\x1d",
+        "\x1f\x85",
     ],
 )
 def test_text_that_shows_nothing_is_empty(tmp_path: Path, text: str) -> None:

@@ -30,11 +30,12 @@ def as_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return array
 
 
-# Text that shows nothing: white space, format characters (zero-width space and joiners, bidi marks
-# and isolates, BOM, soft hyphen: Unicode category Cf), combining marks alone (Arabic harakat and every
-# other diacritic: Mn) and the Arabic tatweel (U+0640, a stretch of the baseline). The match stops at
-# the first visible character, so long texts cost little.
-NOTHING_VISIBLE = r"^[\s\p{Z}\p{Cf}\p{Mn}\x{0640}]*$"
+# Text that shows nothing: white space (every character Python's ``str.strip`` removes: RE2's ``\s``
+# lacks the vertical tab, the information separators U+001C-U+001F and NEL U+0085), format characters
+# (zero-width space and joiners, bidi marks and isolates, BOM, soft hyphen: Unicode category Cf),
+# combining marks alone (Arabic harakat and every other diacritic: Mn) and the Arabic tatweel (U+0640,
+# a stretch of the baseline). The match stops at the first visible character, so long texts cost little.
+NOTHING_VISIBLE = r"^[\s\x0b\x1c-\x1f\x85\p{Z}\p{Cf}\p{Mn}\x{0640}]*$"
 
 
 def blank(array: pa.Array) -> np.ndarray:
@@ -172,8 +173,29 @@ def stable_hash(texts: pa.Array, block: int = 1 << 16) -> np.ndarray:
     FNV-1a over the bytes, then MurmurHash3's finaliser, computed column-wise over a padded byte
     matrix so it needs no per-row Python. Nulls hash like the empty string.
     """
+    return _hashes(texts, block, second=False)[0]
+
+
+def stable_hash_pair(texts: pa.Array, block: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`stable_hash` and a second, independent 64-bit hash of each string, in one pass.
+
+    The second is a multiplicative polynomial hash (golden-ratio multiplier, each byte + 1, the
+    length mixed in) with the same finaliser: together they make a 128-bit key, so two different
+    strings share both only by chance (about 1 in 10^25 for five million strings).
+    """
+    first, second = _hashes(texts, block, second=True)
+    assert second is not None
+    return first, second
+
+
+_POLY_SEED = np.uint64(0x84222325CBF29CE4)
+_POLY_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _hashes(texts: pa.Array, block: int, second: bool) -> tuple[np.ndarray, np.ndarray | None]:
     texts = pc.fill_null(as_array(texts), "")
     out = np.empty(len(texts), dtype=np.uint64)
+    out2 = np.empty(len(texts), dtype=np.uint64) if second else None
     for start in range(0, len(texts), block):
         part = texts.slice(start, block)
         offsets = np.frombuffer(
@@ -182,13 +204,18 @@ def stable_hash(texts: pa.Array, block: int = 1 << 16) -> np.ndarray:
         data = np.frombuffer(part.buffers()[2], dtype=np.uint8)
         lengths = np.diff(offsets)
         h = np.full(len(part), _FNV_OFFSET, dtype=np.uint64)
+        g = np.full(len(part), _POLY_SEED, dtype=np.uint64)
         with np.errstate(over="ignore"):
             for j in range(int(lengths.max(initial=0))):
                 live = lengths > j
                 byte = data[np.where(live, offsets[:-1] + j, 0)].astype(np.uint64)
                 h = np.where(live, (h ^ byte) * _FNV_PRIME, h)
+                if second:
+                    g = np.where(live, g * _POLY_MULTIPLIER + byte + np.uint64(1), g)
             out[start : start + len(part)] = fmix64(h)
-    return out
+            if out2 is not None:
+                out2[start : start + len(part)] = fmix64(g ^ lengths.astype(np.uint64))
+    return out, out2
 
 
 def stable_shard(ids: pa.Array, num_shards: int) -> np.ndarray:

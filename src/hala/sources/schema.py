@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -82,20 +83,39 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _first_bad_row(column: pa.ChunkedArray, kind: Kind) -> str:
-    """Where a column of mixed types first holds a value of the wrong kind (error path only)."""
-    if not isinstance(column.type, pa.JsonType) or kind.name not in _PY_TYPES:
+def _first_bad_row(tables: Iterable[pa.Table], column: str, kind: Kind) -> str:
+    """Where a column of mixed types first holds a value of the wrong kind (error path only).
+
+    ``tables`` are the source's rows in order (one table, or every batch of a split): the row is
+    counted over all of them.
+    """
+    if kind.name not in _PY_TYPES:
         return ""
-    for row, raw in enumerate(column.to_pylist()):
-        value = None if raw is None else json.loads(raw)
-        wrong_bool = kind.name == "integer" and isinstance(value, bool)
-        if value is not None and (wrong_bool or not isinstance(value, _PY_TYPES[kind.name])):
-            return f" (values of several types; row {row} holds {value!r}, a {type(value).__name__})"
+    start = 0
+    for table in tables:
+        values = table.column(column)
+        if not isinstance(values.type, pa.JsonType):
+            return ""
+        for row, raw in enumerate(values.to_pylist(), start=start):
+            value = None if raw is None else json.loads(raw)
+            wrong_bool = kind.name == "integer" and isinstance(value, bool)
+            if value is not None and (wrong_bool or not isinstance(value, _PY_TYPES[kind.name])):
+                return f" (values of several types; row {row} holds {value!r}, a {type(value).__name__})"
+        start += table.num_rows
     return ""
 
 
-def check_columns(source: str, table: pa.Table, columns: dict[str, Kind]) -> None:
-    """Raise :class:`SourceSchemaError` on the first missing or mistyped column."""
+def check_columns(
+    source: str,
+    table: pa.Table,
+    columns: dict[str, Kind],
+    rows: Callable[[], Iterable[pa.Table]] | None = None,
+) -> None:
+    """Raise :class:`SourceSchemaError` on the first missing or mistyped column.
+
+    ``table`` is the source or one batch of it; ``rows`` gives every batch of the source again, in
+    order, so that a value of the wrong type is found by its row in the source (error path only).
+    """
     missing = [c for c in columns if c not in table.column_names]
     if missing:
         raise SourceSchemaError(
@@ -105,7 +125,7 @@ def check_columns(source: str, table: pa.Table, columns: dict[str, Kind]) -> Non
     for column, kind in columns.items():
         problem = _mismatch(kind, table.schema.field(column).type)
         if problem is not None:
-            where = _first_bad_row(table.column(column), kind)
+            where = _first_bad_row(rows() if rows is not None else [table], column, kind)
             raise SourceSchemaError(
                 f"{source}: column '{column}' has the wrong type: {problem}{where}. "
                 "Fix the data files or pin the revision whose schema this loader expects."

@@ -1,0 +1,242 @@
+"""Reading a source's split record batch by record batch, never whole.
+
+``datasets.load_dataset`` reads the split as it always did (a hub id on the cluster, a local folder
+of data files in tests and ``tiny``): it writes the split into its Arrow cache files. Those files
+are then read one record batch at a time with plain reads, not through the memory map, so the pages
+read are not held by the process: memory is bounded by the batch, not the split. A ``limit`` stops
+reading after the first N rows.
+
+Errors name the source and the location: a local path that does not exist, a folder without data
+files or mixing formats, an empty data file, a file the reader refuses (the failing file and the
+reader's own message), text that is not valid UTF-8 (its row and column).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from hala.errors import SourceReadError
+from hala.sources.base import SourceSpec
+
+# The datasets builder of each data-file extension; files of one builder can share a split.
+BUILDERS = {"parquet": "parquet", "jsonl": "json", "json": "json", "csv": "csv"}
+# Files a local copy of a hub dataset carries that are not data: read by no one, refused by no one.
+NOT_DATA = frozenset({"readme.md", ".gitattributes", ".gitignore"})
+# A batch holds at most this many rows and about this many bytes (the last piece added may pass it).
+BATCH_ROWS = 65_536
+BATCH_BYTES = 64 << 20
+
+
+def is_local(location: str) -> bool:
+    """Whether ``location`` names a local path: it exists, or looks like a path and not ``owner/name``."""
+    if Path(location).exists():
+        return True
+    return location.startswith(("/", ".", "~")) or location.count("/") > 1 or "\\" in location
+
+
+def local_data_files(spec: SourceSpec, location: str) -> tuple[str, list[str]]:
+    """The builder and every data file of a local source path, in name order.
+
+    Every file under the folder is read: one that is not a data file of the source, or a mix of
+    formats (datasets reads one format per split), is refused by name rather than left out.
+    """
+    source = f"{spec.key} ({spec.hub_id})"
+    path = Path(location).expanduser()
+    if not path.exists():
+        raise SourceReadError(
+            f"{source}: the local path {location} does not exist; pass a folder of the source's data "
+            f"files ({'/'.join(spec.extensions)}) or the hub id {spec.hub_id}"
+        )
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = [p for p in files if p.name.lower() not in NOT_DATA and not _hidden(p, path)]
+    extension = {p: p.suffix.lstrip(".").lower() for p in files}
+    refused = [p for p in files if extension[p] not in spec.extensions]
+    if refused:
+        raise SourceReadError(
+            f"{source}: {location} holds file(s) that are not {'/'.join(spec.extensions)} data: "
+            f"{', '.join(str(p) for p in refused)}; every file of a source folder is read, so move "
+            "these out of it"
+        )
+    builders: dict[str, list[str]] = {}
+    for p in files:
+        builders.setdefault(BUILDERS[extension[p]], []).append(str(p))
+    if len(builders) > 1:
+        mixed = "; ".join(f"{b}: {', '.join(Path(f).name for f in fs)}" for b, fs in sorted(builders.items()))
+        raise SourceReadError(
+            f"{source}: {location} mixes data formats ({mixed}); one split is read in one format, "
+            "so convert the files to one format or keep one format per folder"
+        )
+    if not builders:
+        raise SourceReadError(f"{source}: {location} holds no data files ({'/'.join(spec.extensions)})")
+    ((builder, data_files),) = builders.items()
+    return builder, data_files
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    """Whether a file lies in a hidden folder (``.cache``, ``.git``) or is hidden itself, under ``root``."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts) if path != root else False
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows ``start`` .. ``start + table.num_rows - 1`` of a split (counting from 0 over its files)."""
+
+    start: int
+    table: pa.Table
+
+
+class SourceReader:
+    """One source's split as record batches; iterate it again to read it again (the cache stays).
+
+    ``schema`` is the split's Arrow schema. Batches come in split order, each at most
+    ``batch_rows`` rows and about ``batch_bytes`` bytes, the first ``limit`` rows only when given;
+    an empty split gives one empty batch, so its schema is still checked.
+    """
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        location: str,
+        limit: int | None = None,
+        revision: str | None = None,
+        batch_rows: int = BATCH_ROWS,
+        batch_bytes: int = BATCH_BYTES,
+    ) -> None:
+        self.spec, self.location, self.limit = spec, location, limit
+        self.batch_rows, self.batch_bytes = max(1, batch_rows), max(1, batch_bytes)
+        self.source = f"{spec.key} ({spec.hub_id})"
+        self._dataset = _load(spec, location, revision)
+        self.schema: pa.Schema = self._dataset.data.schema
+
+    def __iter__(self) -> Iterator[Batch]:
+        start, pieces, rows, size = 0, list[pa.RecordBatch](), 0, 0
+        left = self.limit
+        for stored in _stored_batches(self._dataset.data):
+            offset = 0
+            while offset < stored.num_rows and (left is None or left > 0):
+                room = self.batch_rows - rows if left is None else min(self.batch_rows - rows, left)
+                take = min(room, stored.num_rows - offset)
+                piece = stored.slice(offset, take)
+                offset, rows, size = offset + take, rows + take, size + piece.nbytes
+                left = None if left is None else left - take
+                pieces.append(piece)
+                if rows >= self.batch_rows or size >= self.batch_bytes:
+                    yield Batch(start, pa.Table.from_batches(pieces, schema=self.schema))
+                    start, pieces, rows, size = start + rows, [], 0, 0
+            if left == 0:
+                break
+        if pieces or start == 0:
+            yield Batch(start, pa.Table.from_batches(pieces, schema=self.schema))
+
+    def check_utf8(self, batch: Batch) -> None:
+        """Refuse text that is not valid UTF-8, naming the first row and column that hold it.
+
+        Readers pass undecodable bytes through into Arrow strings, where they fail much later
+        (writing or reading a shard). A full validation is one pass; a bad batch is bisected to
+        its first bad row.
+        """
+        table = batch.table
+        if _valid(table):
+            return
+        lo, hi = 0, table.num_rows
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if not _valid(table.slice(lo, mid - lo)) else (mid, hi)
+        row = table.slice(lo, 1)
+        columns = [name for name in row.column_names if not _valid(row.select([name]))]
+        raise SourceReadError(
+            f"{self.source}: row {batch.start + lo} of {self.location} (counting from 0 over its files "
+            f"in name order) holds text that is not valid UTF-8 in column(s) {columns}; re-encode the "
+            "file as UTF-8 or drop the row"
+        )
+
+    def read_all(self) -> pa.Table:
+        """The whole split (or its first ``limit`` rows) as one table, UTF-8 checked."""
+        batches = list(self)
+        for batch in batches:
+            self.check_utf8(batch)
+        return pa.concat_tables([b.table for b in batches])
+
+
+def _stored_batches(table: Any) -> Iterator[pa.RecordBatch]:
+    """The record batches of a datasets table, read from its cache files when it has them.
+
+    A memory-mapped block without replays but a schema-metadata change is read from its file with
+    plain reads; any other block (in memory, sliced) from the table itself.
+    """
+    from datasets.table import ConcatenationTable, MemoryMappedTable
+
+    rows = table.blocks if isinstance(table, ConcatenationTable) else [[table]]
+    for row in rows:
+        if len(row) != 1:  # blocks side by side (columns added): read the assembled table
+            yield from pa.concat_tables([b.table for b in row], promote_options="none").to_batches()
+            continue
+        (block,) = row
+        replays = getattr(block, "replays", None) or []
+        if isinstance(block, MemoryMappedTable) and all(r[0] == "replace_schema_metadata" for r in replays):
+            with pa.OSFile(block.path) as handle:
+                yield from pa.ipc.open_stream(handle)
+        else:
+            yield from block.table.to_batches()
+
+
+def _load(spec: SourceSpec, location: str, revision: str | None) -> Any:
+    """The split as a datasets ``Dataset`` (Arrow cache files, memory-mapped, not read yet)."""
+    from datasets import load_dataset  # heavy import, only when reading
+
+    split = spec.split
+    builder, data_files = "", list[str]()
+    if is_local(location):
+        builder, data_files = local_data_files(spec, location)
+        empty = [f for f in data_files if Path(f).stat().st_size == 0]
+        if empty:
+            raise SourceReadError(
+                f"{spec.key} ({spec.hub_id}): empty data file(s) {', '.join(empty)}; remove them or fill them"
+            )
+        args: tuple[str, ...] = (builder,)
+        kwargs: dict[str, object] = {"data_files": {split: data_files}}
+    else:
+        args, kwargs = (location,), {"name": spec.subset, "revision": revision or spec.revision}
+    try:
+        return load_dataset(*args, split=split, **kwargs)
+    except Exception as exc:  # datasets raises many types; all mean "cannot read this source"
+        where = _failing_file(builder, data_files) if len(data_files) > 1 else location
+        raise SourceReadError(
+            f"{spec.key} ({spec.hub_id}): cannot read split '{split}' from {where}: {_root_cause(exc)}. "
+            f"Check that the files are valid {'/'.join(spec.extensions)} with one type per column (and, "
+            "for parquet, one schema across files), or that the hub id, subset and revision exist."
+        ) from exc
+
+
+def _failing_file(builder: str, data_files: list[str]) -> str:
+    """The first of ``data_files`` that does not read alone, or all of them (a schema clash)."""
+    from datasets import load_dataset
+
+    for data_file in data_files:
+        try:
+            load_dataset(builder, data_files=[data_file], split="train")
+        except Exception:  # the file that breaks the split
+            return data_file
+    return f"{', '.join(data_files)} (each reads alone: their schemas differ)"
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The two innermost causes of a wrapped exception, as ``Type: message`` (datasets wraps the reader's)."""
+    seen = [exc]
+    while (inner := seen[-1].__cause__ or seen[-1].__context__) is not None and inner not in seen:
+        seen.append(inner)
+    messages = [f"{type(e).__name__}: {e}" for e in seen if str(e)]
+    return "; ".join(messages[-2:]) if messages else type(exc).__name__
+
+
+def _valid(table: pa.Table) -> bool:
+    try:
+        table.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
