@@ -5,11 +5,22 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from hala.bilingual import EXAMPLE_SCHEMA, BilingualCounts, build_examples, opus_pairs, teacher_pairs
+from hala.bilingual import (
+    EXAMPLE_SCHEMA,
+    BilingualCounts,
+    ExampleBuilder,
+    build_bilingual_set,
+    build_examples,
+    opus_pairs,
+    teacher_pairs,
+    write_examples,
+)
 from hala.sources import RECORD_SCHEMA
 from hala.translate.conversations import TEACHER_SCHEMA
 
@@ -272,3 +283,79 @@ def test_judge_acceptance_sums_every_shard_beside_the_reports_rate(tmp_path) -> 
     assert figures["judge.acceptance_rate"] == pytest.approx(7 / 16)
     assert figures["judge.report_accepted"] == 439_592
     assert figures["judge.report_acceptance_rate"] == pytest.approx(0.4396, abs=1e-4)
+
+
+# --- streamed: the stage writes the same files a few thousand rows at a time -------------------------
+
+
+def _tables(out: Path) -> tuple[pa.Table, pa.Table]:
+    return pq.read_table(out / "train.parquet"), pq.read_table(out / "heldout.parquet")
+
+
+def test_streamed_examples_are_the_rows_build_examples_gives(tmp_path: Path) -> None:
+    # Repeats far apart (each duplicate lands in another written batch than its first occurrence).
+    pairs = [*_synthetic(40), *_synthetic(25), ("opus100", "", "x"), *_synthetic(50)]
+    train, held, counts = _build(pairs, heldout_fraction=0.25)
+    for batch_rows in (1, 3, 1000):
+        builder = ExampleBuilder(EN_AR, AR_EN, 0.25)
+        found = write_examples(iter(pairs), builder, tmp_path / str(batch_rows), batch_rows=batch_rows)
+        streamed_train, streamed_held = _tables(tmp_path / str(batch_rows))
+        assert found == counts
+        assert streamed_train.schema == streamed_held.schema == EXAMPLE_SCHEMA
+        assert streamed_train.to_pylist() == train.to_pylist()
+        assert streamed_held.to_pylist() == held.to_pylist()
+
+
+def test_no_pairs_still_writes_both_files(tmp_path: Path) -> None:
+    counts = write_examples(iter([]), ExampleBuilder(EN_AR, AR_EN, 0.5), tmp_path)
+    assert counts == BilingualCounts()
+    assert [t.num_rows for t in _tables(tmp_path)] == [0, 0]
+
+
+def _folder(root: Path, name: str, table: pa.Table) -> str:
+    folder = root / name
+    folder.mkdir(parents=True)
+    pq.write_table(table, folder / "output.parquet", row_group_size=3)
+    return str(folder)
+
+
+def test_the_set_is_built_from_shard_folders_teacher_first(tmp_path: Path) -> None:
+    teacher = [
+        pa.Table.from_pylist(
+            [
+                {"id": f"t{i}", "system_en": "", "system_ar": "", "instr_en": f"Question {i}?"}
+                | {"instr_ar": f"سؤال {i}؟", "resp_en": f"Answer {i}.", "resp_ar": f"جواب {i}."}
+                for i in range(start, start + n)
+            ],
+            schema=TEACHER_SCHEMA,
+        )
+        for start, n in ((0, 4), (4, 0), (4, 5))
+    ]
+    opus = [
+        pa.Table.from_pylist(
+            [
+                {
+                    "id": f"opus100:{i}",
+                    "source": "opus100",
+                    "messages": [
+                        {"role": "user", "content": en},
+                        {"role": "assistant", "content": ar},
+                    ],
+                    "meta": None,
+                }
+                for i, (_, en, ar) in enumerate(part)
+            ],
+            schema=RECORD_SCHEMA,
+        )
+        for part in (_synthetic(6), [("opus100", "Question 1?", "سؤال 1؟"), *_synthetic(3)])
+    ]
+    teacher_dirs = [_folder(tmp_path, f"teacher-{i}", t) for i, t in enumerate(teacher)]
+    judged_dirs = [_folder(tmp_path, f"judge-{i}", t) for i, t in enumerate(opus)]
+    result = build_bilingual_set(teacher_dirs, judged_dirs, tmp_path / "out", EN_AR, AR_EN, 0.3)
+    pairs = [*teacher_pairs(pa.concat_tables(teacher)), *opus_pairs(pa.concat_tables(opus))]
+    train, held, counts = _build(pairs, heldout_fraction=0.3)
+    assert (result.counts, result.teacher_rows, result.opus_accepted) == (counts, 9, 10)
+    assert counts.dropped == {"duplicate_pair": 4}  # OPUS repeats a teacher pair and three of its own
+    written_train, written_held = _tables(tmp_path / "out")
+    assert written_train.to_pylist() == train.to_pylist()
+    assert written_held.to_pylist() == held.to_pylist()
