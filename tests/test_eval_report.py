@@ -13,8 +13,16 @@ from mlflow.tracking import MlflowClient
 from conftest import ROOT
 from hala import registry, tracking
 from hala.config import load_preset
+from hala.errors import HalaError
 from hala.evaluation import stages
-from hala.evaluation.report import bar_chart, benchmark_table, translation_table, write_outputs
+from hala.evaluation.report import (
+    bar_chart,
+    benchmark_table,
+    count_parameters,
+    format_params,
+    translation_table,
+    write_outputs,
+)
 
 BENCH = ["alghafa", "arabic_mmlu"]
 
@@ -27,8 +35,14 @@ def _scores(base: float, finetuned: float, merged: float) -> dict[str, dict[str,
     }
 
 
+LFM2_1_2B = 1_170_340_608  # LiquidAI/LFM2-1.2B's parameter count; fine-tuning and merging keep it
+
+
 def test_benchmark_table_is_table1_shaped_with_the_reports_bucket_beside_it(tmp_path: Path) -> None:
-    table = benchmark_table(_scores(40.0, 45.0, 47.0), BENCH, "1.2b", "LiquidAI/LFM2-1.2B", "hala-1.2b")
+    params = dict.fromkeys(("base", "finetuned", "merged"), LFM2_1_2B)
+    table = benchmark_table(
+        _scores(40.0, 45.0, 47.0), BENCH, "1.2b", "LiquidAI/LFM2-1.2B", "hala-1.2b", params=params
+    )
     assert table.header == ["Size", "Model", "Params", "AlGhafa", "ArabicMMLU", "Average"]
     ours = table.rows[:3]
     assert [row[1] for row in ours] == [
@@ -36,19 +50,42 @@ def test_benchmark_table_is_table1_shaped_with_the_reports_bucket_beside_it(tmp_
         "hala-1.2b (fine-tune, before merge)",
         "hala-1.2b",
     ]
-    assert ours[0] == ["nano", "LiquidAI/LFM2-1.2B", "1.2b", "40.0", "40.0", "40.0"]
-    assert ours[2] == ["nano", "hala-1.2b", "1.2b", "47.0", "48.0", "47.5 (+7.5)"]
+    assert ours[0] == ["nano", "LiquidAI/LFM2-1.2B", "1.2B", "40.0", "40.0", "40.0"]
+    assert ours[2] == ["nano", "hala-1.2b", "1.2B", "47.0", "48.0", "47.5 (+7.5)"]
     # The report's nano bucket follows, every row of it, marked as the report's.
     report = table.rows[3:]
     assert len(report) == 14 and {row[0] for row in report} == {"nano (report)"}
     hala = next(row for row in report if row[1] == "HALA-1.2B")
     assert hala[3:] == ["59.2", "48.6", "51.4 (+5.1)"]
     paths = write_outputs(table, tmp_path, "Table 1")
-    assert "| nano | hala-1.2b | 1.2b | 47.0 | 48.0 | 47.5 (+7.5) |" in paths["markdown"].read_text()
+    assert "| nano | hala-1.2b | 1.2B | 47.0 | 48.0 | 47.5 (+7.5) |" in paths["markdown"].read_text()
     rows = list(csv.reader(paths["csv"].open()))
     assert rows[0] == table.header and len(rows) == 1 + 3 + 14
     chart = bar_chart(_scores(40.0, 45.0, 47.0), BENCH, tmp_path / "chart.png", "Table 1")
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_params_is_a_parameter_count_counted_from_the_weights_never_the_size_key(
+    tiny_models: dict[str, Path],
+) -> None:
+    """The Params cell counts the model's weights (as num_parameters() does); unknown is '-', not 'tiny'."""
+    from transformers import AutoModelForCausalLM
+
+    count = count_parameters(tiny_models["student"])
+    assert count == AutoModelForCausalLM.from_pretrained(tiny_models["student"]).num_parameters()
+    table = benchmark_table(
+        _scores(40.0, 45.0, 47.0), BENCH, "tiny", "tiny:student", "hala-tiny", params={"merged": count}
+    )
+    assert [row[2] for row in table.rows[:3]] == ["-", "-", format_params(count)]
+    assert format_params(count) != "tiny" and format_params(count)[-1] in "KMB"
+    assert [format_params(n) for n in (354_483_968, LFM2_1_2B, 8_700_000_000, 96_000)] == [
+        "354M",
+        "1.2B",
+        "8.7B",
+        "96K",
+    ]
+    with pytest.raises(HalaError, match=r"no \*\.safetensors weights"):
+        count_parameters(tiny_models["student"].parent)
 
 
 def test_translation_table_is_table2_shaped_with_blocks_deltas_and_the_reports_rows() -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hala.errors import HalaError
 
 
 @dataclass(frozen=True)
@@ -32,19 +36,46 @@ def _with_delta(value: float, base: float | None) -> str:
     return f"{value:.1f}" if base is None else f"{value:.1f} ({_signed(value - base)})"
 
 
+def count_parameters(model_dir: str | Path) -> int:
+    """The parameters stored in a model folder's ``*.safetensors`` files, read from their headers only.
+
+    A tied output embedding is stored once and counts once, as ``model.num_parameters()`` counts it.
+    """
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    if not files:
+        raise HalaError(f"{model_dir}: no *.safetensors weights to count the parameters of")
+    total = 0
+    for file in files:
+        with file.open("rb") as handle:
+            header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+        total += sum(math.prod(t["shape"]) for name, t in header.items() if name != "__metadata__")
+    return total
+
+
+def format_params(count: int) -> str:
+    """A parameter count the way the report's Params column writes one: ``354M``, ``1.2B``, ``96K``."""
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if count >= scale:
+            return f"{count / scale:.1f}{unit}" if unit == "B" else f"{round(count / scale)}{unit}"
+    return str(count)
+
+
 def benchmark_table(
     scores: Mapping[str, Mapping[str, float]],
     benchmarks: Sequence[str],
     size: str,
     base_name: str,
     hala_name: str,
+    params: Mapping[str, int] | None = None,
 ) -> Table:
     """Table 1 as the report lays it out, for one size, with the report's rows of that size bucket.
 
     One row per model: the base, the fine-tune before merging, and HALA (the merged model); columns
     Size, Model, Params, one per benchmark, and Average with the delta over the base (one decimal).
-    Then the report's published rows of the same bucket (``tiny``: the nano bucket), marked as the
-    report's; their averages are over all six tasks.
+    Params is each model's parameter count (``params``: variant -> :func:`count_parameters` of its
+    folder), written as the report writes its own; ``-`` where no count was given (never the size
+    key: ``1.2b`` names a preset entry, not a count). Then the report's published rows of the same
+    bucket (``tiny``: the nano bucket), marked as the report's; their averages are over all six tasks.
     """
     from hala import reference
 
@@ -59,7 +90,9 @@ def benchmark_table(
     ):
         row = scores[variant]
         average = _with_delta(row["average"], None if variant == "base" else base_average)
-        rows.append([bucket, name, size, *(f"{row[b]:.1f}" for b in benchmarks), average])
+        count = (params or {}).get(variant)
+        cells = [f"{row[b]:.1f}" for b in benchmarks]
+        rows.append([bucket, name, "-" if count is None else format_params(count), *cells, average])
     for published in reference.table1_bucket(bucket):
         by_task = published.by_task()
         base = next((r for r in reference.TABLE1 if r.model == published.base), None)
