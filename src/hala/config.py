@@ -353,6 +353,9 @@ class ClusterConfig(_Strict):
     work_root: str = Field(default="/hala-work", description="where work_pvc is mounted in the pods")
 
 
+RUN_AS_USER = 10001  # the non-root USER of every images/<stage>/Containerfile; every task runs as it
+
+
 def teacher_pool(cluster: ClusterConfig) -> NodePool:
     """The node pool the preset puts the FP8 teacher on."""
     pool: NodePool = getattr(cluster, cluster.teacher_pool)
@@ -377,6 +380,25 @@ class TrackingConfig(_Strict):
     experiment: str = Field(min_length=1)
 
 
+class GpuPrices(_Strict):
+    """What one GPU-hour costs on each node pool, for the run report's cost figures (US dollars).
+
+    A pool left out has no price: the report shows its GPU-hours without a cost.
+    """
+
+    per_gpu_hour: dict[Literal["data_pool", "translation_pool", "training_pool", "merge_pool"], float] = (
+        Field(default_factory=dict, description="price of one GPU for one hour, per node pool")
+    )
+
+    @field_validator("per_gpu_hour")
+    @classmethod
+    def _not_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        negative = {pool: price for pool, price in value.items() if price < 0}
+        if negative:
+            raise ValueError(f"prices must be >= 0, got {negative}")
+        return value
+
+
 class Preset(_Strict):
     """A whole recipe: every stage's settings."""
 
@@ -395,6 +417,7 @@ class Preset(_Strict):
     eval: EvalConfig
     tracking: TrackingConfig
     cluster: ClusterConfig
+    prices: GpuPrices = Field(default_factory=GpuPrices, description="GPU-hour prices (run report)")
 
     @model_validator(mode="after")
     def _stages_have_their_sources(self) -> Preset:
