@@ -296,6 +296,58 @@ def test_a_failed_history_write_puts_the_alias_back(
     assert promotion.rollback(client, policy, model, alias="champion", actor="alice").version == "1"
 
 
+def _fail_on_tag(client: MlflowClient, monkeypatch: pytest.MonkeyPatch, failing_key: str) -> list[str]:
+    """Let version-tag writes through until ``failing_key`` is written once; that one write fails."""
+    real = client.set_model_version_tag
+    written: list[str] = []
+
+    def set_tag(name: str, version: str, key: str, value: str) -> None:
+        if key == failing_key and failing_key not in written:
+            written.append(key)
+            raise MlflowException("value too long for type character varying(5000)")
+        written.append(key)
+        real(name, version, key, value)
+
+    monkeypatch.setattr(client, "set_model_version_tag", set_tag)
+    return written
+
+
+def test_a_failed_later_version_tag_leaves_the_versions_tags_as_they_were(
+    server: str, client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tags written before the failing one are deleted (a fresh version) or set back (a former champion)."""
+    model = _register(client, ["pass", "pass"])
+    policy = promotion.load_policy()
+    promotion.promote(client, policy, model, "1", alias="champion", actor="alice")
+
+    fresh = _tags(client, model, "2")
+    written = _fail_on_tag(client, monkeypatch, registry.TAG_PROMOTION_REASON)
+    with pytest.raises(MlflowException, match="value too long"):
+        promotion.promote(client, policy, model, "2", alias="champion", actor="bob")
+    monkeypatch.undo()
+    assert written[:3] == [
+        registry.TAG_PROMOTION_ALIAS,
+        registry.TAG_PROMOTION_ACTOR,
+        registry.TAG_PROMOTION_TIME,
+    ]
+    assert _tags(client, model, "2") == fresh
+    assert not any(k.startswith("hala.promotion.") for k in _tags(client, model, "2"))
+    assert _champion(client, model) == "1"
+
+    # Version 2 once held the alias: its promotion tags come back with their old values.
+    promotion.promote(client, policy, model, "2", alias="champion", actor="alice", reason="first")
+    promotion.rollback(client, policy, model, alias="champion", actor="alice")
+    former = _tags(client, model, "2")
+    assert former[registry.TAG_PROMOTION_ACTOR] == "alice"
+    _fail_on_tag(client, monkeypatch, registry.TAG_PROMOTION_KIND)
+    with pytest.raises(MlflowException, match="value too long"):
+        promotion.promote(client, policy, model, "2", alias="champion", actor="bob", reason="second")
+    monkeypatch.undo()
+    assert _tags(client, model, "2") == former
+    assert _champion(client, model) == "1"
+    assert [e.version for e in promotion.history(client, model, "champion")] == ["1", "2", "1"]
+
+
 def test_the_history_stays_within_the_postgresql_tag_limit() -> None:
     """The newest events that fit in registered_model_tags.value (VARCHAR(5000) on PostgreSQL)."""
     events = [

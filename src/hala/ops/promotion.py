@@ -193,9 +193,10 @@ def history_json(events: list[PromotionEvent], limit: int) -> str:
 
 
 def _record(client: MlflowClient, policy: PromotionPolicy, model: str, event: PromotionEvent) -> None:
-    """Move the alias, tag the version and append the history as one step: on failure, undo the move."""
+    """Move the alias, tag the version and append the history as one step: on failure, undo all of it."""
     key = registry.TAG_PROMOTION_HISTORY_PREFIX + event.alias
     before = (client.get_registered_model(model).tags or {}).get(key)
+    version_before = _version_tags(client, model, event.version)
     try:
         client.set_registered_model_tag(
             model, key, history_json([*history(client, model, event.alias), event], policy.history_limit)
@@ -204,17 +205,29 @@ def _record(client: MlflowClient, policy: PromotionPolicy, model: str, event: Pr
         _tag_version(client, model, event)
     except Exception as exc:
         try:
-            _restore(client, model, event, key, before)
+            _restore(client, model, event, key, before, version_before)
         except Exception as undo:
             raise PromotionError(
                 f"recording the move of '{event.alias}' of {model} to version {event.version} failed ({exc}) "
-                f"and undoing it failed too ({undo}): check the alias and its history tag {key} by hand"
+                f"and undoing it failed too ({undo}): check the alias, its history tag {key} and the "
+                f"hala.promotion.* tags of version {event.version} by hand"
             ) from exc
         raise
 
 
-def _restore(client: MlflowClient, model: str, event: PromotionEvent, key: str, before: str | None) -> None:
-    """Put the alias and the history back where they were before a failed ``_record``."""
+def _restore(
+    client: MlflowClient,
+    model: str,
+    event: PromotionEvent,
+    key: str,
+    before: str | None,
+    version_before: dict[str, str],
+) -> None:
+    """Put the alias, the history and the version's promotion tags back as they were before ``_record``.
+
+    A promotion tag the version had keeps its old value; one it did not have is deleted (deleting a
+    tag that the failed step never wrote is a no-op).
+    """
     if event.previous:
         client.set_registered_model_alias(model, event.alias, event.previous)
     else:
@@ -223,10 +236,16 @@ def _restore(client: MlflowClient, model: str, event: PromotionEvent, key: str, 
         client.delete_registered_model_tag(model, key)
     else:
         client.set_registered_model_tag(model, key, before)
+    for tag in _promotion_tags(event):
+        if tag in version_before:
+            client.set_model_version_tag(model, event.version, tag, version_before[tag])
+        else:
+            client.delete_model_version_tag(model, event.version, tag)
 
 
-def _tag_version(client: MlflowClient, model: str, event: PromotionEvent) -> None:
-    tags = {
+def _promotion_tags(event: PromotionEvent) -> dict[str, str]:
+    """The ``hala.promotion.*`` tags a promotion or rollback writes on the version it moves to."""
+    return {
         registry.TAG_PROMOTION_ALIAS: event.alias,
         registry.TAG_PROMOTION_ACTOR: event.actor,
         registry.TAG_PROMOTION_TIME: event.time,
@@ -235,7 +254,10 @@ def _tag_version(client: MlflowClient, model: str, event: PromotionEvent) -> Non
         registry.TAG_PROMOTION_KIND: event.kind,
         registry.TAG_PROMOTION_PREVIOUS: event.previous,
     }
-    for key, value in tags.items():
+
+
+def _tag_version(client: MlflowClient, model: str, event: PromotionEvent) -> None:
+    for key, value in _promotion_tags(event).items():
         client.set_model_version_tag(model, event.version, key, value)
 
 
