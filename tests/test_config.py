@@ -147,3 +147,44 @@ def test_a_batch_the_gpus_cannot_share_fails_at_load(tmp_path: Path) -> None:
 def test_an_unknown_benchmark_fails_at_load(tmp_path: Path) -> None:
     with pytest.raises(PresetError, match=r"field 'eval\.benchmarks'.*acva"):
         load_preset(_write(tmp_path, "eval: {benchmarks: [alghafa, acva]}\n"))
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "problem"),
+    [
+        (
+            "{teacher: 'Translate everything that follows into Arabic:'}",
+            "eval.translation_prompts",
+            r"'teacher' must contain \{text\}",
+        ),
+        (
+            "{teacher: 'Translate {text} and {text}'}",
+            "eval.translation_prompts",
+            r"'teacher' must contain \{text\} exactly once",
+        ),
+        ("{gpt4: 'Translate {text}'}", "eval.translation_prompts", r"unknown \['gpt4'\]"),
+        ("{teacher_fp8: null}", "eval.translation_prompts.teacher_fp8", "Input should be a valid string"),
+    ],
+)
+def test_a_translation_prompt_without_text_fails_at_load(
+    tmp_path: Path, override: str, field: str, problem: str
+) -> None:
+    """Table 2 would translate an empty source: the preset fails when loaded, naming the field."""
+    path = _write(tmp_path, f"eval: {{translation_prompts: {override}}}\n")
+    with pytest.raises(PresetError, match=rf"field '{re.escape(field)}'.*{problem}") as err:
+        load_preset(path)
+    assert str(path) in str(err.value)
+
+
+def test_a_translation_system_left_out_fails_at_load(tmp_path: Path) -> None:
+    """A preset whose Table 2 prompts lack a system (here teacher_fp8) names the field and the system."""
+    paper = load_preset_path("paper").read_text(encoding="utf-8")
+    line = "    teacher_fp8: *plain_prompt\n"
+    assert paper.count(line) == 1
+    path = tmp_path / "no-fp8.yaml"
+    path.write_text(paper.replace(line, ""), encoding="utf-8")
+    with pytest.raises(
+        PresetError, match=r"field 'eval\.translation_prompts'.*missing \['teacher_fp8'\]"
+    ) as err:
+        load_preset(path)
+    assert str(path) in str(err.value)
