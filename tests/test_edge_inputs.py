@@ -130,3 +130,36 @@ def _strings(value: Any) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in _strings(v)]
     return []
+
+
+def test_a_hyphen_at_a_line_end_is_the_one_line_break_bleu_sees_and_table2_scores_the_one_line_form() -> None:
+    """What translation.one_line's docstring states: 13a joins "-\\n", chrF++ ignores the break kind."""
+    from sacrebleu.metrics import CHRF
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    from hala.evaluation.translation import one_line
+
+    raw = "the co-\noperative shop"
+    assert Tokenizer13a()(raw) == "the cooperative shop"
+    assert Tokenizer13a()(one_line(raw)) == "the co- operative shop"
+    chrf = CHRF(word_order=2)
+    reference = ["the cooperative shop"]
+    assert chrf.sentence_score(raw, reference).score == chrf.sentence_score(one_line(raw), reference).score
+
+
+def test_table2_scores_what_its_files_hold_so_the_files_reproduce_the_numbers(tmp_path: Path) -> None:
+    """An output with line breaks (a hyphen at a line end too) is scored in its one-line form."""
+    from hala.evaluation.translation import evaluate_system
+    from hala.metrics import read_lines, translation_metrics
+
+    pairs = [
+        ("The cooperative shop opens at nine.", "يفتح المتجر التعاوني في التاسعة."),
+        ("Hello.", "مرحبا."),
+    ]
+    result = evaluate_system("sys", lambda texts: ["المتجر التعا-\nوني\nيفتح", "مرحبا."], pairs, tmp_path)
+    folder = Path(result["dir"])
+    hyps, refs = read_lines(folder / "hypotheses.ar.txt"), read_lines(folder / "references.ar.txt")
+    assert hyps[0] == "المتجر التعا- وني يفتح" and len(hyps) == len(refs) == 2
+    assert {k: result[k] for k in ("bleu", "chrf", "rouge_l", "rouge_l_arabic")} == translation_metrics(
+        hyps, refs
+    )

@@ -1,4 +1,4 @@
-"""The translator benchmark (Table 2): MMLU questions translated EN->AR, scored against openai/MMMLU Arabic.
+r"""The translator benchmark (Table 2): MMLU questions translated EN->AR, scored against openai/MMMLU Arabic.
 
 The report's protocol (section 3, "Translator quality" and "Prompting setup"), to the letter:
 
@@ -12,9 +12,13 @@ The report's protocol (section 3, "Translator quality" and "Prompting setup"), t
 - BLEU (SacreBLEU 13a), ROUGE-L F1 (rouge-score's default tokenizer, the report's) and chrF++, plus our
   Arabic-aware ROUGE-L as an extra column (:mod:`hala.metrics`).
 
-Files keep one item per line: inner line breaks of an output become spaces there, which none of the
-metrics is sensitive to (13a tokenisation, chrF++ and rouge-score all split on any whitespace), so
-``hala metrics --hyp hypotheses.ar.txt --ref references.ar.txt`` gives the same numbers.
+Files keep one item per line: inner line breaks of an output become spaces there (:func:`one_line`),
+and the scores are computed on that one-line form, so ``hala metrics --hyp hypotheses.ar.txt --ref
+references.ar.txt`` gives the same numbers. Our choice, and not neutral for BLEU in one case:
+sacrebleu's 13a tokenizer deletes ``-\n`` (a hyphen ending a line joins the next line) before it maps
+the other line breaks to spaces, so an output holding ``co-\nop`` would score as the one token ``coop``
+raw and as the two tokens ``co-`` ``op`` here; chrF++ and rouge-score split on any whitespace and are
+unaffected.
 
 Both sides come from the prepared (normalised) records of the ``mmlu`` and ``mmmlu`` sources: the
 question is the user turn; ``meta`` holds ``subject``, ``choices``, ``index`` and ``subject_position``.
@@ -56,7 +60,11 @@ class McqItem:
     subject_position: int  # the item's position among its subject's items in the source file
 
     def text(self) -> str:
-        """The text translated and scored: the question, then each choice on its own line."""
+        """The question, then each choice on its own line: what the contamination check looks for.
+
+        The check (:mod:`hala.evaluation.contamination`) searches the training corpora for this text's
+        n-grams. Table 2 neither translates nor scores it: its source is the question alone (:func:`align`).
+        """
         return "\n".join([self.question.strip(), *(c.strip() for c in self.choices)])
 
 
@@ -152,7 +160,14 @@ def align(samples: Sequence[McqItem], mmmlu_records: pa.Table | Iterable[Mapping
 
 
 def one_line(text: str) -> str:
-    """``text`` with every whitespace run (line breaks included) as one space, outer space removed."""
+    r"""``text`` with every whitespace run (line breaks included) as one space, outer space removed.
+
+    Table 2 writes and scores this form, one item per line. It is what the metrics see, and it is not
+    the raw output for BLEU when a line ends in a hyphen: sacrebleu's 13a tokenizer
+    (``sacrebleu/tokenizers/tokenizer_13a.py``, 2.6.0) deletes ``-\n`` before turning ``\n`` into a
+    space, so ``co-\nop`` is one token, ``coop``, raw but two, ``co-`` ``op``, here. chrF++ and
+    rouge-score split on any whitespace and see no difference.
+    """
     return " ".join(text.split())
 
 
