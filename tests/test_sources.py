@@ -14,6 +14,7 @@ from hala.errors import SourceReadError, SourceSchemaError
 from hala.prepare import normalise_table, prepare_source, read_records, read_source
 from hala.sources import SOURCES, get_source
 from hala.sources.hermes3 import code_related
+from hala.sources.schema import decode_json_lists
 from hala.sources.tulu3 import ENGLISH_SUBSETS, MULTILINGUAL_SUBSETS
 
 
@@ -71,9 +72,12 @@ def test_opus_pairs_are_english_user_arabic_assistant_and_repeats_are_quarantine
 
 
 def test_hermes_code_rule_matches_the_labelled_fixture() -> None:
-    table = read_source(SOURCES["hermes3"], str(FIXTURES / "hermes3"))
+    spec = SOURCES["hermes3"]
+    table = read_source(spec, str(FIXTURES / "hermes3"))
     expected = json.loads((FIXTURES.parent / "labels" / "hermes3_code_related_indices.json").read_text())
-    flagged = [i for i, hit in enumerate(code_related(table.column("conversations")).to_pylist()) if hit]
+    # Some turns carry a weight, so datasets reads the turns as List(Json): decoded as the stage does.
+    turns = decode_json_lists("hermes3", table, spec.columns).column("conversations")
+    flagged = [i for i, hit in enumerate(code_related(turns).to_pylist()) if hit]
     assert flagged == expected
     prepared = normalise_table(SOURCES["hermes3"], table)
     assert prepared.quarantined_by_reason()["code_related"] == len(expected)

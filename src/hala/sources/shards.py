@@ -11,6 +11,9 @@ on how the rows were batched.
 from __future__ import annotations
 
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +46,48 @@ def shard_indices(table: pa.Table, num_shards: int, hashes: np.ndarray | None = 
     return [order[bounds[s] : bounds[s + 1]] for s in range(num_shards)]
 
 
-def _strings(array: pa.Array) -> tuple[bytes, memoryview]:
-    """The lengths (int64, nulls as -1) and the concatenated bytes of a string array, however sliced."""
-    lengths = pc.fill_null(pc.binary_length(array), -1).to_numpy(zero_copy_only=False).astype("<i8")
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array) + 1, offset=array.offset * 4)
-    data = array.buffers()[2]
-    values = memoryview(b"" if data is None else data)[offsets[0] : offsets[-1]]
-    return lengths.tobytes(), values
+@dataclass(frozen=True)
+class _Strings:
+    """A string column's lengths (int64, nulls as -1), offsets and bytes, for byte ranges of rows."""
+
+    lengths: np.ndarray
+    offsets: np.ndarray
+    data: memoryview
+
+    @classmethod
+    def of(cls, array: pa.Array) -> _Strings:
+        lengths = pc.fill_null(pc.binary_length(array), -1).to_numpy(zero_copy_only=False).astype("<i8")
+        offsets = np.frombuffer(
+            array.buffers()[1], dtype=np.int32, count=len(array) + 1, offset=array.offset * 4
+        )
+        data = array.buffers()[2]
+        return cls(lengths, offsets, memoryview(b"" if data is None else data))
+
+    def parts(self, lo: int, hi: int) -> tuple[bytes, memoryview]:
+        """Lengths and bytes of rows ``lo`` .. ``hi - 1``."""
+        return self.lengths[lo:hi].tobytes(), self.data[self.offsets[lo] : self.offsets[hi]]
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The parts of a contiguous records table that :class:`ContentDigest` hashes."""
+
+    strings: dict[str, _Strings]  # id and meta per record, role and content per turn
+    turns: np.ndarray  # turns per record
+    first_turn: np.ndarray  # index of each record's first turn, and one past the last
+
+    @classmethod
+    def of(cls, records: pa.Table) -> _Columns:
+        messages = records.column("messages").chunk(0)
+        items = pc.list_flatten(messages)
+        turns = pc.list_value_length(messages).to_numpy(zero_copy_only=False).astype("<i8")
+        strings = {
+            "id": _Strings.of(records.column("id").chunk(0)),
+            "meta": _Strings.of(records.column("meta").chunk(0)),
+            "role": _Strings.of(pc.struct_field(items, "role")),
+            "content": _Strings.of(pc.struct_field(items, "content")),
+        }
+        return cls(strings, turns, np.concatenate([[0], np.cumsum(turns)]))
 
 
 class ContentDigest:
@@ -66,26 +104,15 @@ class ContentDigest:
     def _feed(self, name: str, data: bytes | memoryview) -> None:
         self._parts.setdefault(name, hashlib.sha256()).update(data)
 
-    def update(self, records: pa.Table) -> None:
-        """Add records (in order) to the digest."""
-        if not records.num_rows:
-            return
-        records = records.combine_chunks()
-        messages = records.column("messages").chunk(0)
-        items = pc.list_flatten(messages)
-        turns = pc.list_value_length(messages).to_numpy(zero_copy_only=False).astype("<i8")
-        self._feed("turns.lengths", turns.tobytes())
-        strings = {
-            "id": records.column("id").chunk(0),
-            "role": pc.struct_field(items, "role"),
-            "content": pc.struct_field(items, "content"),
-            "meta": records.column("meta").chunk(0),
-        }
-        for name, array in strings.items():
-            lengths, values = _strings(array)
+    def update(self, columns: _Columns, lo: int, hi: int) -> None:
+        """Add records ``lo`` .. ``hi - 1`` of a table's :class:`_Columns` (in order) to the digest."""
+        self._feed("turns.lengths", columns.turns[lo:hi].tobytes())
+        first, last = int(columns.first_turn[lo]), int(columns.first_turn[hi])
+        for name, strings in columns.strings.items():
+            lengths, values = strings.parts(*((lo, hi) if name in ("id", "meta") else (first, last)))
             self._feed(f"{name}.lengths", lengths)
             self._feed(f"{name}.bytes", values)
-        self.rows += records.num_rows
+        self.rows += hi - lo
 
     def digest(self) -> bytes:
         """The digest of every record added."""
@@ -99,41 +126,52 @@ class ContentDigest:
 class ShardWriter:
     """Write kept records to ``out_dir/shards/shard-XXXXX-of-YYYYY.parquet``, batch after batch.
 
-    An earlier run's shard files are removed first, never mixed with the new ones.
+    An earlier run's shard files are removed first, never mixed with the new ones. A batch is
+    ordered by shard once (input order kept within a shard), then each shard's slice is written
+    and hashed, in ``workers`` threads (Parquet encoding and hashing release the GIL).
     """
 
-    def __init__(self, out_dir: Path, num_shards: int, schema: pa.Schema = RECORD_SCHEMA) -> None:
+    def __init__(
+        self, out_dir: Path, num_shards: int, schema: pa.Schema = RECORD_SCHEMA, workers: int | None = None
+    ) -> None:
         self.num_shards, self.schema = num_shards, schema
         self.folder = out_dir / "shards"
         self.folder.mkdir(parents=True, exist_ok=True)
         for stale in self.folder.glob("shard-*.parquet"):
             stale.unlink()
         self.paths = [self.folder / shard_name(i, num_shards) for i in range(num_shards)]
-        # Dictionary encoding only pays off on the low-cardinality column.
-        self._writers = [pq.ParquetWriter(p, schema, use_dictionary=["source"]) for p in self.paths]
+        # Dictionary encoding only pays off on the low-cardinality column. Statistics (min and max per
+        # row group, kept in memory until the file closes) only on the short columns: up to 8 KB per
+        # row group of long text otherwise, for a row group per batch and shard.
+        self._writers = [
+            pq.ParquetWriter(p, schema, use_dictionary=["source"], write_statistics=["id", "source"])
+            for p in self.paths
+        ]
         self._digests = [ContentDigest() for _ in range(num_shards)]
+        self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
         self.rows = 0
 
     def write(self, records: pa.Table, hashes: np.ndarray) -> None:
         """Append ``records`` (``hashes``: the :func:`stable_hash` of their ids) to their shards."""
         if not records.num_rows:
             return
-        batches = records.to_batches()  # take per batch: a take across chunks would concatenate them
-        bounds = np.cumsum([0] + [b.num_rows for b in batches])
-        for index, rows in enumerate(shard_indices(records, self.num_shards, hashes)):
-            if not rows.size:
-                continue
-            parts = [
-                batch.take(pa.array(rows[(rows >= lo) & (rows < hi)] - lo))
-                for batch, lo, hi in zip(batches, bounds[:-1], bounds[1:], strict=True)
-            ]
-            shard = pa.Table.from_batches(parts, schema=self.schema).combine_chunks()
-            self._writers[index].write_table(shard)
-            self._digests[index].update(shard)
+        shards = shard_of(hashes, self.num_shards)
+        order = np.argsort(shards, kind="stable")
+        bounds = np.searchsorted(shards[order], np.arange(self.num_shards + 1)).tolist()
+        ordered = records.take(pa.array(order)).combine_chunks()
+        columns = _Columns.of(ordered)
+
+        def write(index: int) -> None:
+            lo, hi = bounds[index], bounds[index + 1]
+            self._writers[index].write_table(ordered.slice(lo, hi - lo))
+            self._digests[index].update(columns, lo, hi)
+
+        list(self._pool.map(write, [i for i in range(self.num_shards) if bounds[i + 1] > bounds[i]]))
         self.rows += records.num_rows
 
     def close(self) -> str:
         """Finish every shard file; the fingerprint of the shards' content (hex)."""
+        self._pool.shutdown()
         for writer in self._writers:
             writer.close()
         total = hashlib.sha256()
@@ -143,6 +181,7 @@ class ShardWriter:
 
     def abort(self) -> None:
         """Close and remove the shard files of a failed run, so no partial shard is left behind."""
+        self._pool.shutdown()
         for writer, path in zip(self._writers, self.paths, strict=True):
             writer.close()
             path.unlink(missing_ok=True)
