@@ -129,9 +129,12 @@ def test_claimed_ids_across_batches_need_both_hashes_to_match() -> None:
     assert again.tolist() == [True, False]
 
 
-def test_claimed_ids_match_a_set_over_many_batches() -> None:
+@pytest.mark.parametrize("max_run", [64, 1 << 20])
+def test_claimed_ids_match_a_set_over_many_batches(max_run: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hala.sources import dedup
     from hala.sources.columnar import stable_hash_pair
 
+    monkeypatch.setattr(dedup, "MAX_RUN", max_run)  # small: many runs, none merged past 64 keys
     rng = np.random.default_rng(0)
     claimed, seen = ClaimedIds(), set[str]()
     for size in rng.integers(0, 300, size=60).tolist():
@@ -144,3 +147,4 @@ def test_claimed_ids_match_a_set_over_many_batches() -> None:
             seen.add(value)
         assert repeat == expected
     assert len(claimed) == len(seen)
+    assert max(len(keys) for keys, _ in claimed._runs) <= max(max_run, 300)

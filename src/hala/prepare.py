@@ -289,7 +289,8 @@ def prepare_batches(
         for batch in _in_order(work, batches, workers):
             split = split_batch(batch, claimed)
             shards.write(split.kept, split.kept_hashes)
-            quarantine.write_table(split.quarantine)
+            if split.quarantine.num_rows:
+                quarantine.write_table(split.quarantine)
             reasons.update(split.quarantine.column("reason").to_pylist())
             read += batch.records.num_rows
     except BaseException:

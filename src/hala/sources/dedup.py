@@ -33,8 +33,16 @@ def first_occurrence(ids: pa.Array, hashes: np.ndarray) -> np.ndarray:
     return keep
 
 
+# Keys in one sorted run at most: a merge's scratch memory stays bounded however many ids are kept.
+MAX_RUN = 1 << 20
+
+
 class ClaimedIds:
-    """The ids kept so far, as sorted runs of 128-bit keys (merged as they grow, like an LSM tree)."""
+    """The ids kept so far, as sorted runs of 128-bit keys (merged as they grow, like an LSM tree).
+
+    Runs merge up to :data:`MAX_RUN` keys, so a merge never copies more than that (about 56 MB) and
+    a lookup searches a few runs per million ids kept.
+    """
 
     def __init__(self) -> None:
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (first hashes sorted, second hashes)
@@ -68,7 +76,11 @@ class ClaimedIds:
             return
         order = np.argsort(first, kind="stable")
         self._runs.append((first[order], second[order]))
-        while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
+        while (
+            len(self._runs) > 1
+            and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0])
+            and len(self._runs[-2][0]) + len(self._runs[-1][0]) <= MAX_RUN
+        ):
             (a, a2), (b, b2) = self._runs.pop(-2), self._runs.pop()
             keys, seconds = np.concatenate([a, b]), np.concatenate([a2, b2])
             order = np.argsort(keys, kind="stable")  # two sorted runs: timsort merges them in one pass

@@ -110,13 +110,17 @@ class SourceReader:
         self.spec, self.location, self.limit = spec, location, limit
         self.batch_rows, self.batch_bytes = max(1, batch_rows), max(1, batch_bytes)
         self.source = f"{spec.key} ({spec.hub_id})"
-        self._dataset = _load(spec, location, revision)
-        self.schema: pa.Schema = self._dataset.data.schema
+        dataset = _load(spec, location, revision)
+        self.schema: pa.Schema = dataset.data.schema
+        # The cache files, not the dataset: opening its memory map touches a page run per stored
+        # batch (tens of bytes a row, held as the process's memory), so it is closed here.
+        self._blocks = _blocks(dataset.data)
+        del dataset
 
     def __iter__(self) -> Iterator[Batch]:
         start, pieces, rows, size = 0, list[pa.RecordBatch](), 0, 0
         left = self.limit
-        for stored in _stored_batches(self._dataset.data):
+        for stored in _stored_batches(self._blocks):
             offset = 0
             while offset < stored.num_rows and (left is None or left > 0):
                 room = self.batch_rows - rows if left is None else min(self.batch_rows - rows, left)
@@ -163,26 +167,35 @@ class SourceReader:
         return pa.concat_tables([b.table for b in batches])
 
 
-def _stored_batches(table: Any) -> Iterator[pa.RecordBatch]:
-    """The record batches of a datasets table, read from its cache files when it has them.
+def _blocks(table: Any) -> list[Path | pa.Table]:
+    """Where a datasets table's rows are, in order: its cache files, else the table itself.
 
-    A memory-mapped block without replays but a schema-metadata change is read from its file with
-    plain reads; any other block (in memory, sliced) from the table itself.
+    Each memory-mapped block without replays but a schema-metadata change is named by its file;
+    any other layout (in memory, sliced, columns added) is the table itself (memory-mapped).
     """
     from datasets.table import ConcatenationTable, MemoryMappedTable
 
-    rows = table.blocks if isinstance(table, ConcatenationTable) else [[table]]
-    for row in rows:
-        if len(row) != 1:  # blocks side by side (columns added): read the assembled table
-            yield from pa.concat_tables([b.table for b in row], promote_options="none").to_batches()
-            continue
-        (block,) = row
+    blocks = table.blocks if isinstance(table, ConcatenationTable) else [[table]]
+    files: list[Path | pa.Table] = []
+    for row in blocks:
+        block = row[0] if len(row) == 1 else None
         replays = getattr(block, "replays", None) or []
-        if isinstance(block, MemoryMappedTable) and all(r[0] == "replace_schema_metadata" for r in replays):
-            with pa.OSFile(block.path) as handle:
+        if not isinstance(block, MemoryMappedTable) or any(
+            r[0] != "replace_schema_metadata" for r in replays
+        ):
+            return [table.table]
+        files.append(Path(block.path))
+    return files
+
+
+def _stored_batches(blocks: list[Path | pa.Table]) -> Iterator[pa.RecordBatch]:
+    """The record batches of ``blocks`` in order, a cache file's read with plain reads (no memory map)."""
+    for block in blocks:
+        if isinstance(block, Path):
+            with pa.OSFile(str(block)) as handle:
                 yield from pa.ipc.open_stream(handle)
         else:
-            yield from block.table.to_batches()
+            yield from block.to_batches()
 
 
 def _load(spec: SourceSpec, location: str, revision: str | None) -> Any:
