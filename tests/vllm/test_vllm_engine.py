@@ -113,3 +113,14 @@ def test_the_runner_gives_the_same_results_through_either_engine(
 def test_short_limits_stop_at_length(vllm_engine: VLLMEngine, max_new_tokens: int) -> None:
     out = vllm_engine.chat(CONVERSATIONS[:1], GenerationSettings(max_new_tokens=max_new_tokens))
     assert out[0].finish_reason == "length" and out[0].completion_tokens == max_new_tokens
+
+
+def test_a_sampled_batch_larger_than_one_prefill_chunk_runs(vllm_engine: VLLMEngine) -> None:
+    """The runner's retry samples; a batch over vLLM's 4,096-token prefill chunk is split across steps.
+
+    With a seed per request vLLM's CPU build stops there ("CPU Generator does not use offset"), as the
+    tiny-vllm run's teacher shard did; the CPU engine leaves the seed to the engine instead.
+    """
+    conversations = [CONVERSATIONS[1]] * 40  # ~190 prompt tokens each: ~7,600 in one batch
+    out = vllm_engine.chat(conversations, GenerationSettings(max_new_tokens=4, temperature=0.7, top_p=0.95))
+    assert len(out) == 40 and all(g.completion_tokens == 4 for g in out)

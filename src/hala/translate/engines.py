@@ -130,16 +130,23 @@ class TransformersEngine:
         return [r for r in results if r is not None]
 
 
-def vllm_sampling_kwargs(settings: GenerationSettings) -> dict[str, Any]:
-    """``vllm.SamplingParams`` keyword arguments for the shared settings."""
-    return {
+def vllm_sampling_kwargs(settings: GenerationSettings, per_request_seed: bool = True) -> dict[str, Any]:
+    """``vllm.SamplingParams`` keyword arguments for the shared settings.
+
+    ``per_request_seed=False`` leaves the seed to the engine (``LLM(seed=...)``, 0 by default): vLLM's CPU
+    build cannot rewind a request's own generator when chunked prefill splits a batch ("CPU Generator
+    does not use offset", ``vllm/v1/worker/gpu_model_runner.py`` ``_bookkeeping_sync``, vLLM 0.32).
+    """
+    kwargs: dict[str, Any] = {
         "max_tokens": settings.max_new_tokens,
         "temperature": settings.temperature,
         "top_p": settings.top_p,
         "repetition_penalty": settings.repetition_penalty,
-        "seed": settings.seed,
         "skip_special_tokens": True,
     }
+    if per_request_seed:
+        kwargs["seed"] = settings.seed
+    return kwargs
 
 
 def parse_vllm_outputs(outputs: Sequence[Any]) -> list[Generation]:
@@ -212,6 +219,7 @@ class VLLMEngine:
         self.llm = LLM(**vllm_engine_kwargs(model_dir, settings, on_cpu=current_platform.is_cpu()))
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = settings.max_model_len
+        self.per_request_seed = not current_platform.is_cpu()  # see vllm_sampling_kwargs
         atexit.register(_shutdown_llm, weakref.ref(self.llm))
 
     def close(self) -> None:
@@ -234,7 +242,8 @@ class VLLMEngine:
         from vllm import SamplingParams, TokensPrompt
 
         prompts = [TokensPrompt(prompt_token_ids=self.render(c)) for c in conversations]
-        outputs = self.llm.generate(prompts, SamplingParams(**vllm_sampling_kwargs(settings)), use_tqdm=False)
+        sampling = SamplingParams(**vllm_sampling_kwargs(settings, self.per_request_seed))
+        outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
         return parse_vllm_outputs(outputs)
 
 
