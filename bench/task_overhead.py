@@ -20,11 +20,27 @@ STEPS = (
     ("interpreter", "pass"),
     ("kfp executor", "import kfp.dsl.executor_main"),
     ("mlflow", "import mlflow"),
-    ("component modules", "import hala_components.data, hala_components.translate, hala_components.training"),
-    ("data stage (prepare, start/finish run)", "import hala.stages"),
-    ("translation stages", "import hala.translate.stages"),
-    ("training stages", "import hala.training.stages"),
-    ("evaluation stages", "import hala.evaluation.stages"),
+    (
+        "component modules",
+        "import hala_components.run, hala_components.data, hala_components.translate, "
+        "hala_components.training, hala_components.evaluation",
+    ),
+    ("stage context (every stage opens its run)", "import hala.stages.context"),
+    (
+        "settings task (slices every stage)",
+        "from hala.config import load_preset; from hala.stages.settings import slice_preset; "
+        "from hala_pipelines.graph import plan_slices; "
+        "p = load_preset('tiny'); slice_preset(p, plan_slices(p))",
+    ),
+    ("stage prepare", "import hala.stages.prepare, hala.prepare"),
+    (
+        "stage teacher/judge/corpus_translate",
+        "import hala.stages.teacher, hala.stages.judge, hala.stages.corpus_translate",
+    ),
+    ("stage sft", "import hala.stages.sft"),
+    ("stage evaluate", "import hala.stages.evaluate"),
+    ("stage reports", "import hala.stages.benchmark_report, hala.stages.translation_report"),
+    ("run report (finish)", "import hala.run_report"),
     ("torch", "import torch"),
     ("transformers", "import transformers"),
 )

@@ -1,4 +1,4 @@
-"""Components of the data-preparation stages and of the run bookkeeping around them.
+"""Components of the data stages: fetch a model, prepare a source, assemble the corpus.
 
 No `from __future__ import annotations` here: KFP reads the real annotation objects.
 """
@@ -7,43 +7,30 @@ from kfp import dsl
 
 from hala_components.images import image
 
-DATA_IMAGE = image("data")
+
+@dsl.component(base_image=image("data"), install_kfp_package=False)
+def fetch_model_op(settings: str, model: dsl.Output[dsl.Model]) -> None:
+    """Materialise a model: a hub snapshot at its revision, or a tiny model built offline.
+
+    Args:
+        settings: this stage's settings (JSON: the model id and revision, the seed).
+        model: the model as a save_pretrained folder.
+    """
+    from hala.stages import fetch
+
+    ref = fetch.run(fetch.FetchSettings.parse(settings), model.path)
+    model.metadata.update({"model_id": ref.id, "revision": ref.revision})
 
 
-@dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
-def preflight_op(preset_json: str, work_root: str) -> str:
-    """Check the tracking server, the registry, the secrets and the work volume before any GPU work."""
-    from hala import stages
+@dsl.component(base_image=image("data"), install_kfp_package=False)
+def prepare_source_op(settings: str, prepared: dsl.Output[dsl.Dataset]) -> None:
+    """Read, validate, normalise, quarantine and shard one source.
 
-    return "\n".join(stages.preflight(preset_json, work_root))
+    Args:
+        settings: this stage's settings (JSON: the source, where it is read, its row limit, the shards).
+        prepared: the shards, the quarantine and the counts of the source.
+    """
+    from hala.stages import prepare
 
-
-@dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
-def start_run_op(
-    preset_json: str, run_name: str, preset_file_hash: str, kfp_run_id: str, images_json: str, kfp_ui: str
-) -> str:
-    """Open the parent MLflow run of this pipeline run, tagged with the KFP run id; outputs its id."""
-    import json
-
-    from hala import stages
-
-    return stages.start(preset_json, run_name, preset_file_hash, kfp_run_id, json.loads(images_json), kfp_ui)
-
-
-@dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
-def prepare_source_op(
-    preset_json: str, source: str, parent_run_id: str, prepared: dsl.Output[dsl.Dataset]
-) -> None:
-    """Read, validate, normalise and shard one source into the ``prepared`` folder."""
-    from hala import stages
-
-    counts = stages.prepare(preset_json, source, parent_run_id, prepared.path)
+    counts = prepare.run(prepare.PrepareSettings.parse(settings), prepared.path)
     prepared.metadata.update({"read": counts.read, "kept": counts.kept, "quarantined": counts.quarantined})
-
-
-@dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
-def finish_run_op(preset_json: str, kfp_run_id: str, status: dsl.PipelineTaskFinalStatus) -> None:
-    """Close the parent MLflow run of ``kfp_run_id`` with the final state; runs even on failure."""
-    from hala import stages
-
-    stages.finish(preset_json, kfp_run_id, status.state)

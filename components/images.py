@@ -26,9 +26,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from hala.config import RUN_AS_USER  # noqa: F401 - what every stage image runs as
+
 STAGES = ("data", "quantize", "translate", "train", "merge", "evaluate")
 DEFAULT_REGISTRY = "ghcr.io/hala-mlops"
-RUN_AS_USER = 10001  # the non-root USER of every images/<stage>/Containerfile
 DIGESTS_FILE = Path(__file__).resolve().parents[1] / "images" / "digests.json"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 

@@ -1,77 +1,60 @@
-"""Components of the training stages: corpus assembly, SFT, merge, registration.
+"""Components of the training stages: SFT, merge, registration.
 
-No `from __future__ import annotations` here: KFP reads the real annotation objects. Models carry
-their lineage (base, revision, data fingerprint) in their artifact metadata from SFT to registration.
+No `from __future__ import annotations` here: KFP reads the real annotation objects.
 """
 
 from kfp import dsl
 
 from hala_components.images import image
 
-DATA_IMAGE, TRAIN_IMAGE, MERGE_IMAGE = image("data"), image("train"), image("merge")
 
-
-@dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
-def corpus_first_op(
-    source: str, shards: dsl.Input[list[dsl.Dataset]], corpus: dsl.Output[dsl.Dataset]
-) -> None:
-    """Start the Arabic corpus with one source's translated shards."""
-    from hala.training.stages import collect_corpus
-
-    corpus.metadata.update(collect_corpus(source, [s.path for s in shards], None, corpus.path))
-
-
-@dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
-def corpus_append_op(
-    source: str,
-    shards: dsl.Input[list[dsl.Dataset]],
-    previous: dsl.Input[dsl.Dataset],
-    corpus: dsl.Output[dsl.Dataset],
-) -> None:
-    """Add one more source's translated shards to the Arabic corpus."""
-    from hala.training.stages import collect_corpus
-
-    corpus.metadata.update(collect_corpus(source, [s.path for s in shards], previous.path, corpus.path))
-
-
-@dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=image("train"), install_kfp_package=False)
 def sft_op(
-    preset_json: str,
-    kfp_run_id: str,
-    work_root: str,
-    role: str,
-    image_ref: str,
-    base: dsl.Input[dsl.Model],
-    data: dsl.Input[dsl.Dataset],
-    model: dsl.Output[dsl.Model],
+    settings: str, base: dsl.Input[dsl.Model], data: dsl.Input[dsl.Dataset], model: dsl.Output[dsl.Model]
 ) -> None:
-    """Fine-tune the translator or one student size (TRL; DeepSpeed ZeRO over the pod's GPUs)."""
-    from hala.training import stages
+    """Fine-tune the translator or one student size (TRL; DeepSpeed ZeRO over the pod's GPUs).
 
-    model.metadata.update(
-        stages.sft(preset_json, kfp_run_id, work_root, role, base.path, data.path, model.path, image_ref)
-    )
+    Args:
+        settings: this stage's settings (JSON: the role, base model, hyperparameters, seed).
+        base: the base model.
+        data: the bilingual set (translator) or the Arabic corpus (students).
+        model: the fine-tuned model, with its data lineage.
+    """
+    from hala.stages import sft
+
+    outcome = sft.run(sft.SFTSettings.parse(settings), base.path, data.path, model.path)
+    model.metadata.update({"global_step": outcome.global_step, "train_loss": outcome.train_loss})
 
 
-@dsl.component(base_image=MERGE_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=image("merge"), install_kfp_package=False)
 def merge_op(
-    preset_json: str,
-    kfp_run_id: str,
-    role: str,
-    finetuned: dsl.Input[dsl.Model],
-    base: dsl.Input[dsl.Model],
-    merged: dsl.Output[dsl.Model],
+    settings: str, finetuned: dsl.Input[dsl.Model], base: dsl.Input[dsl.Model], merged: dsl.Output[dsl.Model]
 ) -> None:
-    """Slerp the fine-tune with its base (MergeKit)."""
-    from hala.training import stages
+    """Slerp the fine-tune with its base (MergeKit).
 
-    stages.merge(preset_json, kfp_run_id, role, finetuned.path, base.path, merged.path)
-    merged.metadata.update({**finetuned.metadata, "merged": True})
+    Args:
+        settings: this stage's settings (JSON: the size, the method and t).
+        finetuned: the fine-tuned model.
+        base: its base model.
+        merged: the merged (HALA) model.
+    """
+    from hala.stages import merge
+
+    merge.run(merge.MergeSettings.parse(settings), finetuned.path, base.path, merged.path)
 
 
-@dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
-def register_op(preset_json: str, kfp_run_id: str, role: str, model: dsl.Input[dsl.Model]) -> str:
-    """Register the model as a new MLflow model version (alias ``candidate``); outputs the version."""
-    from hala.training import stages
+@dsl.component(base_image=image("data"), install_kfp_package=False)
+def register_op(settings: str, model: dsl.Input[dsl.Model], registered: dsl.Output[dsl.Artifact]) -> str:
+    """Register the model as a new MLflow model version (alias ``candidate``).
 
-    return stages.register(preset_json, kfp_run_id, role, model.path, dict(model.metadata))["version"]
+    Args:
+        settings: this stage's settings (JSON: the role, the registered name, the base model).
+        model: the model to register.
+        registered: the registered name and version (read by the report stage).
+
+    Returns:
+        The new version.
+    """
+    from hala.stages import register
+
+    return register.run(register.RegisterSettings.parse(settings), model.path, registered.path).version

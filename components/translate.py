@@ -1,119 +1,137 @@
-"""Components of the translation stages: models, FP8 teacher, teacher, judge, bilingual set, corpus.
+"""Components of the translation stages: FP8 teacher, teacher, judge, bilingual set, corpus shards.
 
-No `from __future__ import annotations` here: KFP reads the real annotation objects. Tasks inside a
-``ParallelFor`` take the KFP run id, not the start task's output, and the library finds the parent
-MLflow run by it: KFP 2.17's local runner hands such tasks the loop item in place of an upstream
-task's output parameter.
+No `from __future__ import annotations` here: KFP reads the real annotation objects.
 """
 
 from kfp import dsl
 
 from hala_components.images import image
 
-DATA_IMAGE, QUANTIZE_IMAGE, TRANSLATE_IMAGE = image("data"), image("quantize"), image("translate")
 
-
-@dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
-def fetch_model_op(preset_json: str, model_id: str, revision: str, model: dsl.Output[dsl.Model]) -> None:
-    """Materialise a model: a hub snapshot at its revision, or a tiny model built offline."""
-    from pathlib import Path
-
-    from hala.config import ModelRef, Preset
-    from hala.models import fetch_model
-
-    preset = Preset.model_validate_json(preset_json)
-    fetch_model(ModelRef(id=model_id, revision=revision), Path(model.path), seed=preset.seed)
-    model.metadata.update({"model_id": model_id, "revision": revision})
-
-
-@dsl.component(base_image=QUANTIZE_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=image("quantize"), install_kfp_package=False)
 def quantize_op(
-    preset_json: str,
-    parent_run_id: str,
+    settings: str,
     source_model: dsl.Input[dsl.Model],
     opus: dsl.Input[dsl.Dataset],
     quantized: dsl.Output[dsl.Model],
     validation: dsl.Output[dsl.Metrics],
 ) -> None:
-    """FP8-dynamic teacher, gated on chrF++ against the source model."""
-    from hala.translate import stages
+    """FP8-dynamic teacher (llm-compressor), gated on chrF++ against the source model.
 
-    for name, value in stages.quantize(
-        preset_json, parent_run_id, source_model.path, opus.path, quantized.path
-    ).items():
-        validation.log_metric(name, value)
+    Args:
+        settings: this stage's settings (JSON: the scheme, the gate, the teacher's prompt and engine).
+        source_model: the teacher.
+        opus: the prepared OPUS-100 pairs (the first ones validate the FP8 model).
+        quantized: the FP8 teacher.
+        validation: chrF++ of both models, sizes and warm output tokens/s.
+    """
+    from hala.stages import quantize
+    from hala.stages.context import log_kfp_metrics
+
+    report = quantize.run(
+        quantize.QuantizeSettings.parse(settings), source_model.path, opus.path, quantized.path
+    )
+    log_kfp_metrics(validation, report.to_metrics())
 
 
-@dsl.component(base_image=TRANSLATE_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=image("translate"), install_kfp_package=False)
 def teacher_translate_op(
-    preset_json: str,
-    kfp_run_id: str,
-    work_root: str,
+    settings: str,
     shard: int,
     model: dsl.Input[dsl.Model],
     prepared: dsl.Input[dsl.Dataset],
     translated: dsl.Output[dsl.Dataset],
 ) -> None:
-    """One OpenOrca shard through the teacher (resumes from its work folder when retried)."""
-    from hala.translate import stages
+    """One OpenOrca shard through the teacher (resumes from its work folder when retried).
 
-    task = stages.ShardTask(
-        preset_json, kfp_run_id, work_root, shard, model.path, prepared.path, translated.path
-    )
-    translated.metadata.update(stages.teacher_translate(task))
+    Args:
+        settings: this stage's settings (JSON: the teacher's prompt, engine, output checks, shards).
+        shard: which shard of the prepared source.
+        model: the FP8 teacher.
+        prepared: the prepared OpenOrca rows.
+        translated: the shard's EN/AR tuples, quarantine and counts.
+    """
+    from hala.stages import teacher
+    from hala.stages.shards import ShardPaths
+
+    paths = ShardPaths(shard, model.path, prepared.path, translated.path)
+    counts = teacher.run(teacher.TeacherSettings.parse(settings), paths)
+    translated.metadata.update({"read": counts.read, "kept": counts.kept, "quarantined": counts.quarantined})
 
 
-@dsl.component(base_image=TRANSLATE_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=image("translate"), install_kfp_package=False)
 def judge_filter_op(
-    preset_json: str,
-    kfp_run_id: str,
-    work_root: str,
+    settings: str,
     shard: int,
     model: dsl.Input[dsl.Model],
     prepared: dsl.Input[dsl.Dataset],
     accepted: dsl.Output[dsl.Dataset],
 ) -> None:
-    """One OPUS-100 shard through the bilingual judge; accepted pairs out."""
-    from hala.translate import stages
+    """One OPUS-100 shard through the strict bilingual judge; accepted pairs out.
 
-    task = stages.ShardTask(
-        preset_json, kfp_run_id, work_root, shard, model.path, prepared.path, accepted.path
-    )
-    accepted.metadata.update(stages.judge_filter(task))
+    Args:
+        settings: this stage's settings (JSON: the judge prompt, engine, readability threshold, shards).
+        shard: which shard of the prepared source.
+        model: the judge model.
+        prepared: the prepared OPUS-100 pairs.
+        accepted: the shard's accepted pairs, the rest quarantined by verdict, and counts.
+    """
+    from hala.stages import judge
+    from hala.stages.shards import ShardPaths
+
+    paths = ShardPaths(shard, model.path, prepared.path, accepted.path)
+    counts = judge.run(judge.JudgeFilterSettings.parse(settings), paths)
+    accepted.metadata.update({"read": counts.read, "kept": counts.kept, "quarantined": counts.quarantined})
 
 
-@dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=image("data"), install_kfp_package=False)
 def bilingual_set_op(
-    preset_json: str,
-    parent_run_id: str,
+    settings: str,
     teacher: dsl.Input[list[dsl.Dataset]],
     judged: dsl.Input[list[dsl.Dataset]],
     bilingual: dsl.Output[dsl.Dataset],
 ) -> None:
-    """The translator's training set from every teacher shard and every judged shard."""
-    from hala.translate import stages
+    """The translator's training set from every teacher shard and every judged shard.
 
-    summary = stages.bilingual_set(
-        preset_json, parent_run_id, [t.path for t in teacher], [j.path for j in judged], bilingual.path
+    Args:
+        settings: this stage's settings (JSON: the translator's prompts, directions, held-out share).
+        teacher: every teacher shard.
+        judged: every judge shard.
+        bilingual: train.parquet and heldout.parquet of chat examples, and counts.
+    """
+    from hala.stages import bilingual as stage
+
+    result = stage.run(
+        stage.BilingualSettings.parse(settings),
+        [t.path for t in teacher],
+        [j.path for j in judged],
+        bilingual.path,
     )
-    bilingual.metadata.update({k: v for k, v in summary.items() if isinstance(v, int)})
+    bilingual.metadata.update(
+        {"train_examples": result.counts.train_examples, "heldout_examples": result.counts.heldout_examples}
+    )
 
 
-@dsl.component(base_image=TRANSLATE_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=image("translate"), install_kfp_package=False)
 def corpus_translate_op(
-    preset_json: str,
-    kfp_run_id: str,
-    work_root: str,
-    source: str,
+    settings: str,
     shard: int,
     model: dsl.Input[dsl.Model],
     prepared: dsl.Input[dsl.Dataset],
     translated: dsl.Output[dsl.Dataset],
 ) -> None:
-    """One shard of an English instruction source through the translator, turn by turn."""
-    from hala.translate import stages
+    """One shard of an English instruction source through the translator, turn by turn.
 
-    task = stages.ShardTask(
-        preset_json, kfp_run_id, work_root, shard, model.path, prepared.path, translated.path
-    )
-    translated.metadata.update(stages.corpus_translate(task, source))
+    Args:
+        settings: this stage's settings (JSON: the source, the translator's prompt, engine, checks, shards).
+        shard: which shard of the prepared source.
+        model: the trained translator.
+        prepared: the prepared source.
+        translated: the shard's Arabic conversations, quarantine and counts.
+    """
+    from hala.stages import corpus_translate
+    from hala.stages.shards import ShardPaths
+
+    paths = ShardPaths(shard, model.path, prepared.path, translated.path)
+    counts = corpus_translate.run(corpus_translate.CorpusTranslateSettings.parse(settings), paths)
+    translated.metadata.update({"read": counts.read, "kept": counts.kept, "quarantined": counts.quarantined})

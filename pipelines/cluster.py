@@ -7,8 +7,13 @@ from __future__ import annotations
 
 from kfp import dsl, kubernetes
 
-from hala.config import ClusterConfig, EngineConfig, NodePool, TrainingConfig, secret_env
-from hala_components.images import RUN_AS_USER
+from hala.config import RUN_AS_USER, ClusterConfig, EngineConfig, NodePool, Preset, TrainingConfig, secret_env
+from hala.stages.context import ENV_EXPERIMENT, ENV_RUN_ID
+
+# The KFP backend labels every pod of a run with its run id (kubeflow/pipelines,
+# backend/src/apiserver/resource/resource_manager.go, readRunLogFromPod: "Pod ... does not belong to
+# run" unless pod.Labels["pipeline/runid"] is the run's id).
+RUN_ID_FIELD = "metadata.labels['pipeline/runid']"
 
 
 def place(task: dsl.PipelineTask, pool: NodePool, accelerators: int | None = None) -> dsl.PipelineTask:
@@ -66,4 +71,16 @@ def with_secrets(task: dsl.PipelineTask, cluster: ClusterConfig) -> dsl.Pipeline
     """Expose the hub token and the MLflow connection from Kubernetes Secrets (names only)."""
     for secret, keys in secret_env(cluster).items():
         kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env=keys)
+    return task
+
+
+def with_run_context(task: dsl.PipelineTask, preset: Preset) -> dsl.PipelineTask:
+    """Tell a task which pipeline run it belongs to, outside its inputs (so not in its cache key).
+
+    ``HALA_EXPERIMENT`` is the preset's MLflow experiment; on the cluster ``HALA_RUN_ID`` is the pod's
+    ``pipeline/runid`` label, through the downward API. The local runner ignores the latter:
+    ``hala run`` sets ``HALA_RUN_ID`` in the environment its tasks inherit.
+    """
+    task.set_env_variable(ENV_EXPERIMENT, preset.tracking.experiment)
+    kubernetes.use_field_path_as_env(task, env_name=ENV_RUN_ID, field_path=RUN_ID_FIELD)
     return task

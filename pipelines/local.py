@@ -1,4 +1,10 @@
-"""Run the pipeline on this machine through KFP's local runner (the embedded default)."""
+"""Run the pipeline on this machine through KFP's local runner (the embedded default).
+
+Tasks run as subprocesses of this interpreter and inherit its environment: ``hala run`` sets the
+pipeline run's id (``HALA_RUN_ID``), the work folder and the MLflow store there. KFP's local cache
+is on by default (``cache=False`` turns it off): a task whose settings and inputs did not change is
+reused from an earlier run in the same workdir, and its MLflow stage run is linked as reused.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +16,32 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kfp import local
+from kfp.local import task_dispatcher
 from kfp.local.orchestrator import task_executor
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from hala import tracking
 from hala.config import load_preset, preset_file_hash
-from hala.sources import SOURCES
+from hala.run_params import apply_overrides
+from hala.stages.context import ENV_RUN_ID, ENV_WORK_ROOT
 from hala_pipelines.graph import build_pipeline
 
 
 @dataclass(frozen=True)
 class TaskTime:
-    """One task of a local run: its name, wall time (interpreter start included) and final status."""
+    """One task of a local run: its name, wall time, final status, and whether it ran or was cached."""
 
     name: str
     seconds: float
     status: str
+    executed: bool = True
 
 
 @dataclass
@@ -39,6 +49,7 @@ class LocalRun:
     """Where a local run left its outputs, and how long each task took."""
 
     run_name: str
+    run_id: str  # the pipeline run's id (HALA_RUN_ID), the parent MLflow run's tag
     pipeline_root: Path
     tracking_uri: str
     experiment: str
@@ -48,6 +59,15 @@ class LocalRun:
     def slowest(self, n: int = 10) -> list[TaskTime]:
         """The ``n`` tasks with the longest wall time, longest first."""
         return sorted(self.tasks, key=lambda t: -t.seconds)[:n]
+
+    def executed(self) -> list[str]:
+        """The tasks that ran (not reused from the cache), in the order they ended."""
+        return [t.name for t in self.tasks if t.executed]
+
+    def report_page(self) -> Path | None:
+        """The run's report page (the finish task's HTML output), when it was written."""
+        pages = sorted(self.pipeline_root.glob("*/finish-op/report"), key=lambda p: p.stat().st_mtime)
+        return pages[-1] if pages else None
 
 
 def count_tasks(spec: pipeline_spec_pb2.PipelineSpec) -> int:
@@ -67,25 +87,36 @@ def count_tasks(spec: pipeline_spec_pb2.PipelineSpec) -> int:
 
 
 class _TaskClock:
-    """Times every task the local runner dispatches and prints a line as each one ends."""
+    """Times every task the local runner dispatches, notes cache hits, prints a line as each ends."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.tasks: list[TaskTime] = []
         self.start = time.perf_counter()
         self.lock = threading.Lock()
+        self.ran = threading.local()  # set when this thread's task really executes
 
     def wrap(self, run: Callable[..., Any]) -> Callable[..., Any]:
         """``task_executor.execute_single_task``, timed (a cache hit too)."""
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             name = str(kwargs["task_name"])
+            self.ran.value = False
             begin = time.perf_counter()
             outputs, status = run(*args, **kwargs)
-            self.record(TaskTime(name, time.perf_counter() - begin, str(status.name)))
+            self.record(TaskTime(name, time.perf_counter() - begin, str(status.name), self.ran.value))
             return outputs, status
 
         return timed
+
+    def mark(self, run: Callable[..., Any]) -> Callable[..., Any]:
+        """``task_dispatcher.run_single_task_implementation``: called only when a task executes."""
+
+        def executing(*args: Any, **kwargs: Any) -> Any:
+            self.ran.value = True
+            return run(*args, **kwargs)
+
+        return executing
 
     def record(self, task: TaskTime) -> None:
         """Keep the task's time and print the progress line."""
@@ -93,8 +124,9 @@ class _TaskClock:
             self.tasks.append(task)
             done, elapsed = len(self.tasks), time.perf_counter() - self.start
         mark = "" if task.status == "SUCCESS" else f" {task.status}"
+        how = "" if task.executed else " (cached)"
         print(
-            f"[{done}/{self.total}] {task.name} {task.seconds:.1f} s{mark} (elapsed {elapsed:.0f} s)",
+            f"[{done}/{self.total}] {task.name} {task.seconds:.1f} s{how}{mark} (elapsed {elapsed:.0f} s)",
             file=sys.stderr,
             flush=True,
         )
@@ -104,36 +136,56 @@ class _TaskClock:
 def _timed_tasks(total: int) -> Iterator[_TaskClock]:
     """Time the local runner's tasks while the context is open."""
     clock = _TaskClock(total)
-    original = task_executor.execute_single_task
+    original, dispatch = task_executor.execute_single_task, task_dispatcher.run_single_task_implementation
     task_executor.execute_single_task = clock.wrap(original)
+    task_dispatcher.run_single_task_implementation = clock.mark(dispatch)
     try:
         yield clock
     finally:
         task_executor.execute_single_task = original
+        task_dispatcher.run_single_task_implementation = dispatch
 
 
-def run_local(preset_name: str, workdir: Path, run_name: str = "") -> LocalRun:
-    """Run a preset's pipeline with ``SubprocessRunner(use_venv=False)``; tasks inherit this environment."""
+def run_local(
+    preset_name: str,
+    workdir: Path,
+    run_name: str = "",
+    overrides: Mapping[str, Any] | None = None,
+    cache: bool = True,
+    params: Mapping[str, Any] | None = None,
+) -> LocalRun:
+    """Run a preset's pipeline with ``SubprocessRunner(use_venv=False)``; tasks inherit this environment.
+
+    ``overrides`` (dotted keys, as ``hala run --set``) change the preset before it is compiled, so
+    they may also change the graph's shape; ``params`` are run parameters, as the Kubeflow UI sets
+    them (``overrides`` among them).
+    """
     preset = load_preset(preset_name)
+    if overrides:
+        preset = apply_overrides(preset, overrides, compile_time=True)
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    run_id = f"local-{uuid.uuid4().hex}"
     # Tasks run `python3` from PATH: make it this interpreter so they see the installed hala.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ["MLFLOW_TRACKING_URI"] = tracking.tracking_uri()
+    os.environ[ENV_RUN_ID] = run_id
+    os.environ[ENV_WORK_ROOT] = str(workdir / "work")
     # The local runner runs loop iterations side by side: one math thread per task keeps them from
     # oversubscribing the cores (measured: 2 threads x 2 tasks on 2 cores ran several times slower).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     run_name = run_name or f"{preset.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     pipeline_root = workdir / "pipeline-root"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
+    runner = local.SubprocessRunner(use_venv=False)
+    local.init(runner=runner, pipeline_root=str(pipeline_root), enable_caching=cache)
     pipeline = build_pipeline(preset, preset_file_hash(preset_name))
     start = time.perf_counter()
     original_print = builtins.print
     main = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
     previous_term = signal.signal(signal.SIGTERM, _interrupt) if main else None  # SIGTERM acts as Ctrl-C
     try:
-        with _timed_tasks(count_tasks(pipeline.pipeline_spec)) as clock:
-            pipeline(run_name=run_name, work_root=str(workdir / "work"))
+        with _timed_tasks(count_tasks(pipeline.pipeline_spec)) as clock:  # type: ignore[attr-defined]
+            pipeline(run_name=run_name, **(params or {}))
     except KeyboardInterrupt:
         killed = tracking.kill_open_runs(preset.tracking.experiment, run_name)
         print(f"\ninterrupted: {len(killed)} MLflow run(s) of '{run_name}' ended as KILLED", file=sys.stderr)
@@ -146,6 +198,7 @@ def run_local(preset_name: str, workdir: Path, run_name: str = "") -> LocalRun:
         builtins.print = original_print
     return LocalRun(
         run_name=run_name,
+        run_id=run_id,
         pipeline_root=pipeline_root,
         tracking_uri=os.environ["MLFLOW_TRACKING_URI"],
         experiment=preset.tracking.experiment,
@@ -156,48 +209,3 @@ def run_local(preset_name: str, workdir: Path, run_name: str = "") -> LocalRun:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _newest_run(pipeline_root: Path) -> Path | None:
-    """The folder of the newest run under a local pipeline root."""
-    runs = sorted((p for p in pipeline_root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    return runs[-1] if runs else None
-
-
-def source_counts(pipeline_root: Path) -> list[dict[str, object]]:
-    """The counts.json of every prepared source of the newest run under a local pipeline root."""
-    run = _newest_run(pipeline_root)
-    if run is None:
-        return []
-    counts = [json.loads(p.read_text()) for p in run.glob("prepare-source-op*/prepared/counts.json")]
-    order = list(SOURCES)
-    return sorted(counts, key=lambda c: order.index(str(c["source"])))
-
-
-def stage_counts(pipeline_root: Path) -> dict[str, dict[str, Any]]:
-    """Counts of the newest run's translation stages, summed over shards, by stage name."""
-    run = _newest_run(pipeline_root)
-    totals: dict[str, dict[str, Any]] = {}
-    for path in sorted(run.rglob("*.json")) if run else []:
-        if path.name not in {"counts.json", "validation.json"} or "prepare-source-op" in str(path):
-            continue
-        counts = json.loads(path.read_text())
-        stage = str(counts.pop("stage", "quantize" if path.name == "validation.json" else path.parent.name))
-        total = totals.setdefault(stage, {})
-        for key, value in counts.items():
-            if isinstance(value, dict):
-                merged = total.setdefault(key, {})
-                for k, v in value.items():
-                    merged[k] = merged.get(k, 0) + v
-            elif isinstance(value, int | float) and key not in {"shard", "seconds"}:
-                total[key] = total.get(key, 0) + value
-    return totals
-
-
-def report_tables(pipeline_root: Path) -> list[str]:
-    """The newest run's report tables (Table 1 per student size, then Table 2) as markdown."""
-    run = _newest_run(pipeline_root)
-    if run is None:
-        return []
-    tables = sorted(run.glob("benchmark-report-op*/table")) + sorted(run.glob("translation-report-op*/table"))
-    return [t.read_text(encoding="utf-8") for t in tables]

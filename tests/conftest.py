@@ -43,6 +43,26 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
 
 
+@pytest.fixture
+def pipeline_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A parent MLflow run of a pipeline run in a sqlite store in ``tmp_path``, as a stage task sees it.
+
+    The working folder becomes ``tmp_path`` (the embedded default store is ``./mlflow.db``) and the
+    environment names the run, as the compiled pipeline and ``hala run`` do. Returns the parent's id.
+    """
+    import mlflow
+
+    from hala import tracking
+    from hala.stages.context import ENV_EXPERIMENT, ENV_RUN_ID, ENV_WORK_ROOT
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(ENV_RUN_ID, "kfp-test-run")
+    monkeypatch.setenv(ENV_EXPERIMENT, "hala-test")
+    monkeypatch.setenv(ENV_WORK_ROOT, str(tmp_path / "work"))
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    return tracking.start_pipeline_run("hala-test", "test", {}, "kfp-test-run")
+
+
 _TIERS = ("component", "e2e", "server")
 # Fixtures that imply a tier wherever a test uses them (directly or through another fixture).
 _FIXTURE_TIERS = {
@@ -51,6 +71,7 @@ _FIXTURE_TIERS = {
     "tiny_package": "component",
     "postgres": "server",
     "mlflow_postgres": "server",
+    "pipeline_run": "component",  # a stage run end to end against an MLflow store
 }
 
 

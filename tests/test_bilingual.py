@@ -268,7 +268,7 @@ def test_a_preset_asking_for_ar_en_without_its_prompt_fails_at_load(tmp_path) ->
 
 
 def test_judge_acceptance_sums_every_shard_beside_the_reports_rate(tmp_path) -> None:
-    from hala.translate.stages import judge_acceptance
+    from hala.stages.bilingual import judge_acceptance
 
     dirs = []
     for shard, (read, kept) in enumerate([(10, 4), (6, 3)]):
@@ -278,7 +278,7 @@ def test_judge_acceptance_sums_every_shard_beside_the_reports_rate(tmp_path) -> 
             json.dumps({"read": read, "kept": kept, "quarantined": read - kept})
         )
         dirs.append(str(folder))
-    figures = judge_acceptance(dirs)
+    figures = judge_acceptance(dirs).metrics()
     assert (figures["judge.judged"], figures["judge.accepted"]) == (16.0, 7.0)
     assert figures["judge.acceptance_rate"] == pytest.approx(7 / 16)
     assert figures["judge.report_accepted"] == 439_592

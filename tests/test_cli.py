@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES
-from hala.cli import main
+from hala_pipelines.cli import main
 
 SUBCOMMANDS = [
     ["compile"],
@@ -34,8 +34,10 @@ def test_every_subcommand_has_help(words: list[str], capsys: pytest.CaptureFixtu
     assert "usage: hala" in capsys.readouterr().out
 
 
-def test_python_dash_m_hala() -> None:
-    out = subprocess.run([sys.executable, "-m", "hala", "--help"], capture_output=True, text=True, check=True)
+def test_python_dash_m_hala_pipelines_is_the_hala_command() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "hala_pipelines", "--help"], capture_output=True, text=True, check=True
+    )
     assert "tiny-models" in out.stdout
 
 

@@ -66,7 +66,7 @@ def test_both_documents_parse_strictly(preset: str) -> None:
         # Pod Security "restricted": every task runs as the images' non-root user
         assert (config.security_context.run_as_user, config.security_context.run_as_non_root) == (10001, True)
     assert isinstance(
-        platform.platforms["kubernetes"].deployment_spec.executors["exec-start-run-op"], struct_pb2.Struct
+        platform.platforms["kubernetes"].deployment_spec.executors["exec-start-op"], struct_pb2.Struct
     )
 
 
@@ -120,9 +120,11 @@ def test_translation_fans_out_over_shards_and_fans_in(preset: str) -> None:
     pipeline_doc, _ = _documents(COMPILED_DIR / f"{preset}.yaml")
     loaded = load_preset(preset)
     components = pipeline_doc["components"]
+    # each fan-out is a nested pipeline holding one loop (its settings reach the loop as its own input)
     loops = {
-        name: spec
-        for name, spec in components["comp-exit-handler-1"]["dag"]["tasks"].items()
+        f"{component}/{name}": spec
+        for component, body in components.items()
+        for name, spec in body.get("dag", {}).get("tasks", {}).items()
         if name.startswith("for-loop")
     }
     assert len(loops) == 2 + len(loaded.corpus.sources)  # teacher, judge, one per corpus source
@@ -147,7 +149,7 @@ def test_one_prepare_task_per_source_with_retries(preset: str) -> None:
     assert len(prepare) == len(load_preset(preset).enabled_sources())
     assert all(t["retryPolicy"]["maxRetryCount"] == 2 for t in prepare.values())
     root = pipeline_doc["root"]["dag"]["tasks"]
-    assert root["finish-run-op"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    assert root["finish-op"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
 
 
 @pytest.mark.parametrize("preset", CLUSTER_PRESETS)
@@ -163,11 +165,7 @@ def test_training_tasks_request_8_h100s_with_their_zero_config(preset: str) -> N
     loaded = load_preset(preset)
     tasks = pipeline_doc["components"]["comp-exit-handler-1"]["dag"]["tasks"]
     executors = pipeline_doc["deploymentSpec"]["executors"]
-    sft = {
-        t["inputs"]["parameters"]["role"]["runtimeValue"]["constant"]: t
-        for n, t in tasks.items()
-        if n.startswith("sft-op")
-    }
+    sft = {t["taskInfo"]["name"].split()[1]: t for n, t in tasks.items() if n.startswith("sft-op")}
     expected = {"translator": loaded.translator.training} | {
         k: s.training for k, s in loaded.students.items()
     }
@@ -208,9 +206,7 @@ def test_evaluation_tasks_per_size_and_per_translating_system(preset: str) -> No
     assert len(evaluate) == 3 * len(loaded.students)  # base, fine-tune, merged
     assert all(gpus(t) == str(loaded.eval.engine.tensor_parallel_size) for t in evaluate)
     systems = {
-        t["inputs"]["parameters"]["system"]["runtimeValue"]["constant"]: t
-        for n, t in tasks.items()
-        if n.startswith("translation-eval-op")
+        t["taskInfo"]["name"].split()[-1]: t for n, t in tasks.items() if n.startswith("translation-eval-op")
     }
     assert set(systems) == {"translator_base", "translator", "teacher", "teacher_fp8"}
     assert gpus(systems["teacher_fp8"]) == str(loaded.teacher.engine.tensor_parallel_size)
@@ -218,8 +214,102 @@ def test_evaluation_tasks_per_size_and_per_translating_system(preset: str) -> No
     reports = [n for n in tasks if n.startswith("benchmark-report-op")]
     assert len(reports) == len(loaded.students) and "translation-report-op" in tasks
     assert "contamination-op" in tasks
-    # preflight runs first: the MLflow run and every model fetch wait for it
-    assert "preflight-op" in tasks["start-run-op"]["dependentTasks"]
+    # the settings task first, then preflight: the MLflow run and every model fetch and source wait
+    assert "settings-op" in tasks["preflight-op"]["dependentTasks"]
+    assert "preflight-op" in tasks["start-op"]["dependentTasks"]
     assert all(
-        "preflight-op" in t["dependentTasks"] for n, t in tasks.items() if n.startswith("fetch-model-op")
+        "start-op" in t["dependentTasks"]
+        for n, t in tasks.items()
+        if n.startswith(("fetch-model-op", "prepare-source-op"))
     )
+
+
+# --- issue 12: each task gets its own settings; nothing per run in a cache key; typed run parameters ---
+
+
+def _all_tasks(pipeline_doc: dict) -> dict[str, dict]:
+    """Every container task of the pipeline, in any DAG (not the DAGs: loops, nested pipelines)."""
+    components = pipeline_doc["components"]
+    dags = {"root": pipeline_doc["root"]} | components
+    return {
+        f"{component}/{name}": task
+        for component, body in dags.items()
+        for name, task in body.get("dag", {}).get("tasks", {}).items()
+        if "executorLabel" in components[task["componentRef"]["name"]]
+    }
+
+
+@pytest.mark.parametrize("preset", CLUSTER_PRESETS)
+def test_no_task_takes_a_per_run_value_but_the_run_bookkeeping(preset: str) -> None:
+    """A run id, run name or UI address as an input would change every cache key of every run."""
+    pipeline_doc, _ = _documents(COMPILED_DIR / f"{preset}.yaml")
+    per_run = ("run_name", "kfp_ui", "overrides")
+    for name, task in _all_tasks(pipeline_doc).items():
+        params = task.get("inputs", {}).get("parameters", {})
+        text = json.dumps(params)
+        assert "pipeline_job" not in text and "{{$" not in text, name
+        used = {p.get("componentInputParameter") for p in params.values()}
+        if name.endswith(("/start-op", "/settings-op")):
+            continue  # the run's bookkeeping: never cached
+        assert not used & set(per_run), name
+
+
+@pytest.mark.parametrize("preset", CLUSTER_PRESETS)
+def test_every_slice_and_constant_input_stays_small(preset: str) -> None:
+    """The whole preset (~6 KB) used to be every task's input; now a task gets its own slice."""
+    from hala.stages.settings import slice_preset
+    from hala_pipelines.graph import plan_slices
+
+    loaded = load_preset(preset)
+    slices = slice_preset(loaded, plan_slices(loaded))
+    largest = max(slices, key=lambda k: len(slices[k]))
+    assert len(slices[largest].encode()) < 2048, largest
+    pipeline_doc, _ = _documents(COMPILED_DIR / f"{preset}.yaml")
+    for name, task in _all_tasks(pipeline_doc).items():
+        for param in task.get("inputs", {}).get("parameters", {}).values():
+            assert len(json.dumps(param).encode()) < 2048, name
+
+
+@pytest.mark.parametrize("preset", CLUSTER_PRESETS)
+def test_run_parameters_are_typed_and_described(preset: str) -> None:
+    from hala.run_params import run_params
+
+    pipeline_doc, _ = _documents(COMPILED_DIR / f"{preset}.yaml")
+    declared = pipeline_doc["root"]["inputDefinitions"]["parameters"]
+    loaded = load_preset(preset)
+    expected = {p.name: p for p in run_params(loaded)}
+    assert set(declared) == set(expected) | {"overrides", "run_name", "kfp_ui"}
+    kinds = {int: "NUMBER_INTEGER", float: "NUMBER_DOUBLE", str: "STRING"}
+    for name, spec in declared.items():
+        assert spec.get("description"), name
+        if name in expected:
+            assert spec["parameterType"] == kinds[expected[name].type], name
+            assert spec["defaultValue"] == expected[name].default(loaded), name
+    assert "preset_json" not in declared
+    assert {f"sft_{k.replace('.', '_')}_learning_rate" for k in loaded.students} <= set(declared)
+
+
+@pytest.mark.parametrize("preset", CLUSTER_PRESETS)
+def test_every_component_input_is_described(preset: str) -> None:
+    pipeline_doc, _ = _documents(COMPILED_DIR / f"{preset}.yaml")
+    for name, component in pipeline_doc["components"].items():
+        if "executorLabel" not in component:
+            continue
+        for kind in ("parameters", "artifacts"):
+            for arg, spec in component.get("inputDefinitions", {}).get(kind, {}).items():
+                if arg == "status":
+                    continue  # PipelineTaskFinalStatus, set by KFP
+                assert spec.get("description"), f"{name}.{arg}"
+
+
+@pytest.mark.parametrize("preset", CLUSTER_PRESETS)
+def test_every_task_learns_its_run_from_the_pod_not_from_an_input(preset: str) -> None:
+    pipeline_doc, platform_doc = _documents(COMPILED_DIR / f"{preset}.yaml")
+    executors = platform_doc["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name, config in executors.items():
+        fields = {f["name"]: f["fieldPath"] for f in config.get("fieldPathAsEnv", [])}
+        assert fields.get("HALA_RUN_ID") == "metadata.labels['pipeline/runid']", name
+    experiment = load_preset(preset).tracking.experiment
+    for name, executor in pipeline_doc["deploymentSpec"]["executors"].items():
+        env = {e["name"]: e["value"] for e in executor["container"].get("env", [])}
+        assert env.get("HALA_EXPERIMENT") == experiment, name

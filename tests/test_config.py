@@ -132,7 +132,7 @@ def test_relative_folders_resolve_against_the_file_that_names_them(tmp_path: Pat
     child = tmp_path / "elsewhere" / "child.yaml"
     child.parent.mkdir()
     child.write_text(
-        f"extends: {ROOT / 'pipelines' / 'presets' / 'tiny.yaml'}\nname: child\ndata: {{root: data}}\n"
+        f"extends: {ROOT / 'src' / 'hala' / 'presets' / 'tiny.yaml'}\nname: child\ndata: {{root: data}}\n"
     )
     preset = load_preset(child)
     assert preset.data.root == str(tmp_path / "elsewhere" / "data")  # named by the child

@@ -6,7 +6,6 @@ import csv
 import json
 from pathlib import Path
 
-import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -14,7 +13,6 @@ from conftest import ROOT
 from hala import registry, tracking
 from hala.config import load_preset
 from hala.errors import HalaError
-from hala.evaluation import stages
 from hala.evaluation.report import (
     bar_chart,
     benchmark_table,
@@ -23,6 +21,7 @@ from hala.evaluation.report import (
     translation_table,
     write_outputs,
 )
+from hala.stages import benchmark_report, contamination, translation_report
 
 BENCH = ["alghafa", "arabic_mmlu"]
 
@@ -113,17 +112,18 @@ def test_translation_table_is_table2_shaped_with_blocks_deltas_and_the_reports_r
 
 
 @pytest.fixture
-def tracked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
-    """A parent run tagged with a KFP run id, and a registered model version."""
-    monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    preset = load_preset("tiny")
-    parent = tracking.start_pipeline_run(preset.tracking.experiment, "t", {}, "kfp-1")
+def tracked(tmp_path: Path, pipeline_run: str) -> dict[str, str]:
+    """A pipeline run's parent, and version 1 of each registered model, as register folders."""
     client = MlflowClient(tracking.tracking_uri(), registry_uri=tracking.tracking_uri())
+    folders = {}
     for name in ("hala-tiny", "hala-translator-tiny"):
         client.create_registered_model(name)
-        client.create_model_version(name, source=str(tmp_path), run_id=parent)
-    return preset.to_json(), parent
+        client.create_model_version(name, source=str(tmp_path), run_id=pipeline_run)
+        folder = tmp_path / f"registered-{name}"
+        folder.mkdir()
+        (folder / "registered.json").write_text(json.dumps({"name": name, "version": "1"}))
+        folders[name] = str(folder)
+    return folders
 
 
 def _score_dirs(tmp_path: Path, scores: dict[str, dict[str, float]]) -> dict[str, str]:
@@ -143,46 +143,42 @@ def _contamination(tmp_path: Path, fraction: float) -> str:
 
 
 def test_report_records_the_gate_verdict_on_the_model_version(
-    tmp_path: Path, tracked: tuple[str, str]
+    tmp_path: Path, tracked: dict[str, str]
 ) -> None:
-    preset_json, _ = tracked
-    preset = json.loads(preset_json)
-    preset["eval"]["benchmarks"] = BENCH
-    preset_json = json.dumps(preset)
-    passing = stages.benchmark_report(
-        preset_json,
-        "kfp-1",
-        "tiny",
+    settings = benchmark_report.settings(load_preset("tiny"), role="tiny").model_copy(
+        update={"benchmarks": BENCH}
+    )
+    passing = benchmark_report.run(
+        settings,
         _score_dirs(tmp_path / "a", _scores(40, 45, 47)),
         _contamination(tmp_path / "a", 0.0),
-        "1",
+        tracked["hala-tiny"],
         str(tmp_path / "out-a"),
     )
     client = MlflowClient(tracking.tracking_uri(), registry_uri=tracking.tracking_uri())
     version = client.get_model_version("hala-tiny", "1")
-    assert passing["verdict"] == "pass" and version.tags[registry.TAG_GATE_VERDICT] == "pass"
+    assert passing.verdict == "pass" and version.tags[registry.TAG_GATE_VERDICT] == "pass"
     assert version.tags["eval.average"] == "47.50"
-    assert "Gate verdict on hala-tiny version 1: pass" in passing["markdown"]
+    assert "Gate verdict on hala-tiny version 1: pass" in passing.markdown
 
-    failing = stages.benchmark_report(
-        preset_json,
-        "kfp-1",
-        "tiny",
+    failing = benchmark_report.run(
+        settings,
         _score_dirs(tmp_path / "b", _scores(40, 45, 35)),
         _contamination(tmp_path / "b", 0.5),
-        "1",
+        tracked["hala-tiny"],
         str(tmp_path / "out-b"),
     )
     reasons = json.loads(client.get_model_version("hala-tiny", "1").tags[registry.TAG_GATE_REASONS])
-    assert failing["verdict"] == "fail" and reasons == failing["reasons"]
+    assert failing.verdict == "fail" and reasons == failing.reasons
     assert any("alghafa" in r and "35.00" in r for r in reasons)  # the task drop, both values named
     assert any("contamination alghafa" in r for r in reasons)
 
 
-def test_translation_report_gates_the_translator_on_chrf(tmp_path: Path, tracked: tuple[str, str]) -> None:
-    preset_json, _ = tracked
-    preset = json.loads(preset_json)
-    preset["eval"]["gates"]["min_translator_chrf"] = 30.0
+def test_translation_report_gates_the_translator_on_chrf(tmp_path: Path, tracked: dict[str, str]) -> None:
+    settings = translation_report.settings(load_preset("tiny"))
+    settings = settings.model_copy(
+        update={"gates": settings.gates.model_copy(update={"min_translator_chrf": 30.0})}
+    )
     dirs = {}
     for system, chrf in (
         ("translator_base", 10.0),
@@ -195,17 +191,17 @@ def test_translation_report_gates_the_translator_on_chrf(tmp_path: Path, tracked
         result = {"n": 16, "bleu": 1.0, "chrf": chrf, "rouge_l": 0.0, "rouge_l_arabic": 5.0}
         (folder / "result.json").write_text(json.dumps(result))
         dirs[system] = str(folder)
-    done = stages.translation_report(json.dumps(preset), "kfp-1", dirs, "1", str(tmp_path / "out"))
-    assert done["verdict"] == "fail" and "25.00 < minimum 30.00" in done["reasons"][0]
+    done = translation_report.run(settings, dirs, tracked["hala-translator-tiny"], str(tmp_path / "out"))
+    assert done.verdict == "fail" and "25.00 < minimum 30.00" in done.reasons[0]
     uri = tracking.tracking_uri()
     version = MlflowClient(uri, registry_uri=uri).get_model_version("hala-translator-tiny", "1")
     assert version.tags[registry.TAG_GATE_VERDICT] == "fail" and version.tags["translation.chrf"] == "25.00"
-    ours = [row[1] for row in done["table"].rows if row[0] == ""]
+    ours = [row[1] for row in done.table.rows if row[0] == ""]
     assert ours == ["teacher", "teacher_fp8", "translator_base", "translator"]
 
 
 def test_benchmark_texts_read_every_fixture_item() -> None:
-    texts = stages.benchmark_texts(["arabic_exams", "aratrust"], str(ROOT / "fixtures" / "eval"))
+    texts = contamination.benchmark_texts(["arabic_exams", "aratrust"], str(ROOT / "fixtures" / "eval"))
     assert set(texts) == {"arabic_exams", "aratrust"}
     assert all(len(items) > 0 and all(t.strip() for t in items) for items in texts.values())
     assert any(any("\u0600" <= ch <= "\u06ff" for ch in t) for t in texts["aratrust"])

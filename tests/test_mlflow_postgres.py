@@ -27,11 +27,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from pg_server import MlflowServer
 
-from hala import registry, stages, tracking
-from hala.config import load_preset
+from hala import registry, tracking
+from hala.config import Preset, load_preset
 from hala.ops import promotion
 from hala.prepare import SourceCounts
-from hala.registration import register_model
+from hala.stages import prepare, register
+from hala.stages import run as run_stage
+from hala.stages.context import ENV_EXPERIMENT, ENV_RUN_ID, open_stage
+from hala.stages.sft import LINEAGE_FILE
 
 pytestmark = pytest.mark.server
 
@@ -104,30 +107,24 @@ def test_register_creates_versions_and_moves_candidate(
     model_dir.mkdir()
     (model_dir / "config.json").write_text('{"model_type": "tiny"}')
     (model_dir / "model.safetensors").write_bytes(os.urandom(4096))
+    lineage = {"data_fingerprint": "abc", "train_files": ["a"], "examples_read": 11, "examples_kept": 10}
+    (model_dir / LINEAGE_FILE).write_text(json.dumps(lineage))
     preset = load_preset("tiny")
-    parent = stages.start(preset.to_json(), "register", "", "kfp-register")
-    lineage = json.dumps({"data_fingerprint": "abc", "examples_kept": 10, "note": "نص عربي"})
-    kwargs: dict[str, Any] = {"preset": preset, "role": "student", "base_model": "tiny:student"}
+    parent = start_parent(preset, "register", "kfp-register", tmp_path, monkeypatch)
+    settings = register.settings(preset, role="tiny").model_copy(
+        update={"registered_name": "hala-pg-register"}
+    )
     versions = [
-        register_model(
-            model_dir,
-            "hala-pg-register",
-            parent,
-            kfp_run_id=f"kfp-{i}",
-            base_revision="main",
-            lineage=lineage,
-            **kwargs,
-        )
-        for i in (1, 2)
+        register.run(settings, str(model_dir), str(tmp_path / f"registered-{i}")).version for i in (1, 2)
     ]
     assert versions == ["1", "2"]
     client = tracking.registry_client()
     latest = client.get_model_version_by_alias("hala-pg-register", registry.CANDIDATE_ALIAS)
     assert str(latest.version) == "2"
-    assert latest.tags[registry.TAG_PIPELINE_RUN] == "kfp-2"
+    assert latest.tags[registry.TAG_PIPELINE_RUN] == "kfp-register"
     assert latest.tags[registry.TAG_MLFLOW_RUN] == parent
     assert latest.tags[registry.TAG_PRESET_FINGERPRINT] == preset.fingerprint()
-    assert json.loads(latest.tags[registry.TAG_DATA_LINEAGE])["note"] == "نص عربي"
+    assert json.loads(latest.tags[registry.TAG_DATA_LINEAGE]) == lineage
     children = client.search_runs(
         [client.get_run(parent).info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'"
     )
@@ -138,13 +135,24 @@ def test_register_creates_versions_and_moves_candidate(
     assert (Path(local) / "model.safetensors").read_bytes() == (model_dir / "model.safetensors").read_bytes()
 
 
-def _shard(shard: int, env: dict[str, str], preset_json: str, barrier: Any, results: Any) -> None:
+def start_parent(
+    preset: Preset, run_name: str, kfp_run_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The parent run of a pipeline run, opened by its start stage, as the tasks' environment names it."""
+    monkeypatch.setenv(ENV_RUN_ID, kfp_run_id)
+    monkeypatch.setenv(ENV_EXPERIMENT, preset.tracking.experiment)
+    folder = tmp_path / f"preset-{kfp_run_id}"
+    folder.mkdir()
+    (folder / run_stage.PRESET_FILE).write_text(preset.to_json(), encoding="utf-8")
+    return run_stage.start(str(folder), run_name, "", {"teacher_translate": "img@sha256:0"}, "")
+
+
+def _shard(shard: int, env: dict[str, str], barrier: Any, results: Any) -> None:
     """One shard task: find the parent by KFP run id, log counts in a nested run and on the parent."""
     try:
         os.environ.update(env)
         barrier.wait(timeout=120)  # every shard starts logging at the same moment
-        parent = tracking.parent_run_of(preset_json, "kfp-shards")
-        with tracking.stage_run(parent, f"teacher_translate-{shard}"):
+        with open_stage(f"teacher_translate-{shard}") as stage:
             counts = SourceCounts(
                 source=f"shard{shard:02d}",
                 hub_id="Open-Orca/OpenOrca",
@@ -156,7 +164,7 @@ def _shard(shard: int, env: dict[str, str], preset_json: str, barrier: Any, resu
                 num_shards=SHARDS,
                 fingerprint=f"{shard:064x}",
             )
-            tracking.log_source_counts(counts, parent)  # metrics here and on the parent, params, files
+            prepare.log_source_counts(stage, counts)  # metrics here and on the parent, params, files
             for step in range(STEPS):
                 mlflow.log_metric("teacher_translate.progress", step / (STEPS - 1), step=step)
         results.put((shard, "ok"))
@@ -170,10 +178,10 @@ def test_sixteen_shards_logging_at_once_lose_no_metric_and_no_nested_run(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_postgres.url)
-    preset_json = load_preset("tiny").to_json()
-    parent = stages.start(
-        preset_json, "shards", "", "kfp-shards", images={"teacher_translate": "img@sha256:0"}
-    )
+    preset = load_preset("tiny")
+    preset_json = preset.to_json()
+    parent = start_parent(preset, "shards", "kfp-shards", tmp_path, monkeypatch)
+    env = {**mlflow_postgres.env(), ENV_RUN_ID: "kfp-shards", ENV_EXPERIMENT: preset.tracking.experiment}
 
     # Forked from a server that imported this module once, so the shards start in a fraction of a second
     # (Python 3.11's forkserver ignores sys.path when preloading: it finds this folder on PYTHONPATH).
@@ -182,10 +190,7 @@ def test_sixteen_shards_logging_at_once_lose_no_metric_and_no_nested_run(
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     barrier, results = context.Barrier(SHARDS), context.Queue()
-    processes = [
-        context.Process(target=_shard, args=(i, mlflow_postgres.env(), preset_json, barrier, results))
-        for i in range(SHARDS)
-    ]
+    processes = [context.Process(target=_shard, args=(i, env, barrier, results)) for i in range(SHARDS)]
     for process in processes:
         process.start()
     outcomes = dict(results.get(timeout=180) for _ in processes)
@@ -194,7 +199,7 @@ def test_sixteen_shards_logging_at_once_lose_no_metric_and_no_nested_run(
     failed = {shard: error for shard, error in outcomes.items() if error != "ok"}
     assert not failed, "\n".join(f"shard {s}:\n{e}" for s, e in sorted(failed.items()))
     assert [p.exitcode for p in processes] == [0] * SHARDS
-    stages.finish(preset_json, "kfp-shards", "SUCCEEDED")
+    run_stage.finish("SUCCEEDED")
 
     client = MlflowClient(mlflow_postgres.url)
     run = client.get_run(parent)

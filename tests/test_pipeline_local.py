@@ -12,11 +12,12 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES
 from hala.config import load_preset
 from hala.sources import SOURCES
 from hala_pipelines.graph import build_pipeline
-from hala_pipelines.local import LocalRun, count_tasks, report_tables, run_local, source_counts
+from hala_pipelines.local import LocalRun, count_tasks, run_local
+from hala_pipelines.summary import report_tables, source_counts, stage_runs
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -29,19 +30,25 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _run_tiny(root: Path, run_name: str) -> LocalRun:
+def _run_tiny(root: Path, run_name: str, preset: str = "tiny", **kwargs: object) -> LocalRun:
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)  # the embedded default writes mlflow.db to the working folder
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.setenv("PATH", os.environ["PATH"])  # restored after run_local prepends the venv
-        return run_local("tiny", root / "runs", run_name=run_name)
+        for name in ("HALA_RUN_ID", "HALA_WORK_ROOT"):
+            mp.delenv(name, raising=False)  # run_local sets them for its tasks
+        return run_local(preset, root / "runs", run_name=run_name, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LocalRun]:
-    """One whole tiny run, shared by the tests that read it."""
+    """One whole tiny run, cold (nothing cached yet), shared by the tests that read it."""
     root = tmp_path_factory.mktemp("tiny")
     return root, _run_tiny(root, "ci-tiny")
+
+
+BOOKKEEPING = {"settings-op", "preflight-op", "start-op", "finish-op"}  # every run, never from the cache
+REPORTS = {"benchmark-report-op", "translation-report-op"}  # they apply the gates: every run too
 
 
 def _runs(tmp_path: Path, experiment: str) -> list[mlflow.entities.Run]:
@@ -54,11 +61,11 @@ def test_tiny_pipeline_prepares_every_source_and_tracks_it(tiny_run: tuple[Path,
     workdir, result = tiny_run
     assert result.tracking_uri == f"sqlite:///{workdir / 'mlflow.db'}"
     # Every task of the graph ran once (loop bodies once per shard), timed, and succeeded.
-    expected = count_tasks(build_pipeline(load_preset("tiny"), "x").pipeline_spec)
+    expected = count_tasks(build_pipeline(load_preset("tiny"), "x").pipeline_spec)  # type: ignore[attr-defined]
     assert len(result.tasks) == expected and {t.status for t in result.tasks} == {"SUCCESS"}
-    assert len({t.name for t in result.tasks}) == expected
+    assert len(result.executed()) == expected  # cold: nothing came from the cache
     assert sum(t.seconds for t in result.tasks) > 0 and len(result.slowest(10)) == 10
-    counts = {c["source"]: c for c in source_counts(result.pipeline_root)}
+    counts = {c["source"]: c for c in source_counts(stage_runs(result))}
     assert list(counts) == list(SOURCES)
     assert counts["openorca"]["quarantined"] == {"empty_text": 1}
     assert counts["hermes3"]["quarantined"] == {"code_related": 10}
@@ -170,15 +177,15 @@ def test_tiny_pipeline_prepares_every_source_and_tracks_it(tiny_run: tuple[Path,
         version = client.get_model_version_by_alias(name, "candidate")
         assert version.tags["hala.gate.verdict"] in {"pass", "fail"}
         assert isinstance(json.loads(version.tags["hala.gate.reasons"]), list)
-    tables = report_tables(result.pipeline_root)
+    tables = report_tables(result)
     assert len(tables) == 2
     # Table 1's layout: our base, fine-tune and HALA rows first, then the report's nano bucket.
     assert "| Size | Model | Params | AlGhafa |" in tables[0] and "| Average |" in tables[0]
-    assert "| nano | hala-tiny | tiny |" in tables[0] and "| nano (report) | HALA-1.2B |" in tables[0]
+    assert "| nano | hala-tiny |" in tables[0] and "| nano (report) | HALA-1.2B |" in tables[0]
     assert "Gate verdict on hala-tiny version 1" in tables[0]
     assert "| teacher_fp8 |" in tables[1] and "ROUGE-L (Arabic-aware)" in tables[1]
-    run_root = sorted(result.pipeline_root.iterdir())[-1]
-    assert (run_root / "benchmark-report-op" / "report" / "chart.png").exists()
+    page = result.report_page()
+    assert page is not None and (page.parent.parent / "benchmark-report-op" / "report" / "chart.png").exists()
     tulu = stages["prepare-tulu3"]
     assert tulu.data.metrics["tulu3.read"] == counts["tulu3"]["read"]
     assert tulu.data.metrics["tulu3.quarantined.non_english_subset"] == 11
@@ -187,27 +194,32 @@ def test_tiny_pipeline_prepares_every_source_and_tracks_it(tiny_run: tuple[Path,
     assert json.loads(inputs[0].source)["path"].endswith("fixtures/sources/tulu3")
 
 
-def test_a_failing_stage_fails_the_run_and_closes_the_parent_as_failed(workdir: Path) -> None:
-    data = workdir / "data"
+def test_a_failing_stage_fails_the_run_and_closes_the_parent_as_failed(
+    tiny_run: tuple[Path, LocalRun],
+) -> None:
+    """Shares the cold run's cache: only what the broken source changes runs again."""
+    root, _ = tiny_run
+    data = root / "broken-data"
     shutil.copytree(FIXTURES, data)
     (data / "openorca" / "train.jsonl").write_text('{"id": "x", "question": "q"}\n')  # no response column
-    preset = workdir / "broken.yaml"
-    preset.write_text(
-        f"extends: {ROOT / 'pipelines' / 'presets' / 'tiny.yaml'}\n"
-        f"name: broken\ndata:\n  root: {data}\ntracking: {{experiment: hala-broken}}\n"
-    )
     with pytest.raises(RuntimeError):
-        run_local(str(preset), workdir / "runs", run_name="ci-broken")
-    runs = _runs(workdir, "hala-broken")
-    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        _run_tiny(root, "ci-broken", overrides={"data.root": str(data)})
+    runs = _runs(root, "hala-tiny")
+    (parent,) = [r for r in runs if r.info.run_name == "ci-broken"]
     assert parent.info.status == "FAILED"
-    failed = [r.info.run_name for r in runs if r.info.status == "FAILED" and r is not parent]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    failed = [r.info.run_name for r in children if r.info.status == "FAILED"]
     assert failed == ["prepare-openorca"]
+    assert not [
+        r.info.run_name for r in children if r.info.status == "RUNNING"
+    ]  # the exit handler closed all
 
 
 def _digests(result: LocalRun) -> dict[str, str]:
     """Dataset fingerprints and SHA-256 of every model weight file of a run, by task-relative path."""
-    run = sorted(p for p in result.pipeline_root.iterdir() if p.is_dir())[-1]
+    page = result.report_page()
+    assert page is not None
+    run = page.parent.parent
     found = {
         f"fingerprint:{c['source']}": str(c["fingerprint"])
         for c in (json.loads(p.read_text()) for p in run.glob("prepare-source-op*/prepared/counts.json"))
@@ -221,9 +233,59 @@ def test_two_runs_with_the_same_inputs_give_the_same_data_and_weights(
     tiny_run: tuple[Path, LocalRun], tmp_path: Path
 ) -> None:
     _, first = tiny_run
-    second = _run_tiny(tmp_path, "ci-tiny-again")
+    second = _run_tiny(tmp_path, "ci-tiny-again", cache=False)  # computes everything again
     a, b = _digests(first), _digests(second)
     weights = [k for k in a if k.endswith(".safetensors")]
     assert any("sft-op" in k for k in weights) and any("merge-op" in k for k in weights)
     assert len([k for k in a if k.startswith("fingerprint:")]) == len(SOURCES)
     assert a == b
+
+
+# --- issue 12: an identical or nearly identical rerun pays only for what changed ----------------------
+
+
+def _executed(result: LocalRun) -> set[str]:
+    """The tasks that ran, by component (loop iterations and numbered copies folded)."""
+    return {name.split("-iteration-")[0].rstrip("-0123456789") for name in result.executed()}
+
+
+def test_an_identical_rerun_reuses_every_stage_and_shows_them_reused(tiny_run: tuple[Path, LocalRun]) -> None:
+    root, cold = tiny_run
+    again = _run_tiny(root, "ci-tiny-cached")
+    assert _executed(again) == BOOKKEEPING | REPORTS
+    runs = _runs(root, "hala-tiny")
+    by_name = {r.info.run_name: r for r in runs}
+    cold_parent, parent = by_name["ci-tiny"], by_name["ci-tiny-cached"]
+    cold_stages = {r.info.run_name: r for r in stage_runs(cold)}
+    stages = {r.info.run_name: r for r in stage_runs(again)}
+    assert set(stages) == set(cold_stages)  # the rerun's parent shows every stage
+    for name, run in stages.items():
+        if name in {"report-tiny", "report-translation"}:
+            assert "hala.reused_from" not in run.data.tags  # reports ran again
+            continue
+        assert run.data.tags["hala.reused_from"] == cold_stages[name].info.run_id, name
+        assert run.data.metrics == cold_stages[name].data.metrics, name  # its figures, copied
+    assert parent.data.metrics["openorca.kept"] == cold_parent.data.metrics["openorca.kept"]
+    assert parent.info.status == "FINISHED"
+
+
+def test_a_changed_gate_reruns_only_the_gates(tiny_run: tuple[Path, LocalRun]) -> None:
+    root, _ = tiny_run
+    gated = _run_tiny(
+        root, "ci-tiny-gate", params={"gate_max_task_drop": 99.0, "gate_min_average_gain": -99.0}
+    )
+    assert _executed(gated) == BOOKKEEPING | REPORTS
+    version = MlflowClient().get_model_version_by_alias("hala-tiny", "candidate")
+    reasons = json.loads(version.tags["hala.gate.reasons"])
+    assert not any("average" in r or "drop" in r for r in reasons)  # judged by the new gate
+
+
+def test_a_students_learning_rate_reruns_only_that_students_chain(tiny_run: tuple[Path, LocalRun]) -> None:
+    root, _ = tiny_run
+    changed = _run_tiny(root, "ci-tiny-lr", params={"sft_tiny_learning_rate": 1e-3})
+    assert _executed(changed) == BOOKKEEPING | REPORTS | {"sft-op", "merge-op", "register-op", "evaluate-op"}
+    ran = [name for name in changed.executed() if name.startswith(("sft-op", "evaluate-op"))]
+    assert len([n for n in ran if n.startswith("sft-op")]) == 1  # the translator's SFT came from the cache
+    assert (
+        len([n for n in ran if n.startswith("evaluate-op")]) == 2
+    )  # fine-tune and merged; the base did not change

@@ -338,8 +338,8 @@ def test_preflight_stage_checks_every_non_tiny_sft_bases_template(
 ) -> None:
     """The pipeline's first stage asks the hub for each SFT base's template (and only those)."""
     from hala import preflight as preflight_module
-    from hala import stages
     from hala.config import load_preset
+    from hala.stages import preflight as preflight_stage
 
     preset = load_preset("tiny")
     fanar = preset.students[next(iter(preset.students))].base.model_copy(
@@ -357,7 +357,8 @@ def test_preflight_stage_checks_every_non_tiny_sft_bases_template(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri)
     monkeypatch.setenv("HF_TOKEN", "hf_test")
     with pytest.raises(PreflightError, match=r"SFT base model QCRI/Fanar-1-9B-Instruct@main"):
-        stages.preflight(preset.to_json(), str(tmp_path))
+        settings = preflight_stage.settings(preset).model_copy(update={"work_root": str(tmp_path)})
+        preflight_stage.run(settings)
     assert asked == [("QCRI/Fanar-1-9B-Instruct", "main")]
 
 

@@ -270,10 +270,11 @@ def test_stage_times_warm_generation_only_and_counts_tokens(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from hala.config import load_preset
-    from hala.translate import stages
+    from hala.stages import quantize
+    from hala.translate import factory
 
-    monkeypatch.setattr(stages, "make_engine", lambda model_dir, cfg: _SlowStartEngine())
-    done = stages.translate_with_model(load_preset("tiny"), Path("teacher"), SOURCES)
+    monkeypatch.setattr(factory, "make_engine", lambda model_dir, cfg: _SlowStartEngine())
+    done = quantize.translate_with_model(quantize.settings(load_preset("tiny")), Path("teacher"), SOURCES)
     assert done.texts == ["النص العربي هنا."] * 3
     assert done.output_tokens == 3 * 4  # the warm-up call is not counted
     assert 0 < done.seconds < 0.3  # neither the engine's start nor its first call is timed

@@ -11,11 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import FIXTURES
-from hala import stages, tracking
 from hala.config import load_preset
 from hala.prepare import QuarantineLimitError, check_quarantine, prepare_source
 from hala.sources import SOURCES
-from hala.translate import stages as translate_stages
+from hala.stages import judge, prepare
+from hala.stages.shards import ShardPaths, ShardRunner, run_shard
 from hala.translate.conversations import TRANSLATION_QUARANTINE_SCHEMA
 from hala.translate.resume import ShardResult, process_shard
 
@@ -62,25 +62,21 @@ def test_every_fixture_source_passes_the_paper_guard(tmp_path: Path) -> None:
         check_quarantine(key, counts.read, quarantine, limit, exempt=spec.selections)
 
 
-def _tracked_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kfp_run_id: str) -> str:
-    monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    return tracking.start_pipeline_run("hala-tiny", "guard", {}, kfp_run_id)
-
-
 def test_a_source_over_the_limit_stops_its_stage_after_writing_its_counts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pipeline_run: str
 ) -> None:
-    parent = _tracked_parent(tmp_path, monkeypatch, "kfp-guard")
+    parent = pipeline_run
     data = tmp_path / "data"
     (data / "openorca").mkdir(parents=True)
     rows = [{**ORCA, "id": f"x.{i}", "response": "" if i < 3 else "Paris."} for i in range(10)]
     (data / "openorca" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    settings = json.loads(load_preset("tiny").to_json())
-    settings["data"]["root"] = str(data)
+    preset = load_preset("tiny")
+    settings = prepare.settings(preset, source="openorca").model_copy(
+        update={"location": str(data / "openorca")}
+    )
     out = tmp_path / "prepared"
     with pytest.raises(QuarantineLimitError, match=r"source openorca .*3 of 10 rows .*empty_text 3"):
-        stages.prepare(json.dumps(settings), "openorca", parent, str(out))
+        prepare.run(settings, out)
     counts = json.loads((out / "counts.json").read_text())
     assert (counts["read"], counts["kept"], counts["quarantined"]) == (10, 7, {"empty_text": 3})
     experiment = mlflow.get_run(parent).info.experiment_id
@@ -91,16 +87,18 @@ def test_a_source_over_the_limit_stops_its_stage_after_writing_its_counts(
 
 
 def test_a_shard_over_the_limit_stops_but_the_judges_rejections_do_not_count(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pipeline_run: str
 ) -> None:
-    _tracked_parent(tmp_path, monkeypatch, "kfp-shard-guard")
-    settings = json.loads(load_preset("tiny").to_json())
-    settings["quality"]["max_quarantine_fraction"] = 0.1
+    preset = load_preset("tiny")
+    base = judge.settings(preset)
+    settings = base.model_copy(
+        update={"quality": base.quality.model_copy(update={"max_quarantine_fraction": 0.1})}
+    )
     prepared = tmp_path / "prepared"
-    prepare_source(SOURCES["opus100"], str(FIXTURES / "opus100"), prepared, settings["data"]["num_shards"])
+    prepare_source(SOURCES["opus100"], str(FIXTURES / "opus100"), prepared, settings.num_shards)
 
-    def failing(reason: str) -> translate_stages.ShardRunner:
-        def run(preset: object, records: pa.Table, work: Path) -> tuple[ShardResult, dict[str, float]]:
+    def failing(reason: str) -> ShardRunner:
+        def run(records: pa.Table, work: Path) -> tuple[ShardResult, dict[str, float]]:
             def process(batch: pa.Table) -> tuple[pa.Table, pa.Table]:
                 bad = [
                     {"id": i, "reason": reason, "column": "translation"}
@@ -113,15 +111,12 @@ def test_a_shard_over_the_limit_stops_but_the_judges_rejections_do_not_count(
 
         return run
 
-    def task(name: str) -> translate_stages.ShardTask:
-        out = str(tmp_path / "out" / name)
-        return translate_stages.ShardTask(
-            json.dumps(settings), "kfp-shard-guard", str(tmp_path / "work"), 0, "m", str(prepared), out
-        )
+    def paths(name: str) -> ShardPaths:
+        return ShardPaths(0, str(tmp_path / "model"), str(prepared), str(tmp_path / "out" / name))
 
     with pytest.raises(QuarantineLimitError, match=r"judge_filter shard 0: .*unreadable"):
-        translate_stages._shard_stage(task("a"), "judge_filter", "judge", failing("unreadable"))
-    counts = translate_stages._shard_stage(
-        task("b"), "judge_filter-b", "judge", failing("reject"), exempt=frozenset({"reject"})
+        run_shard("judge_filter", "judge", settings, paths("a"), failing("unreadable"))
+    counts = run_shard(
+        "judge_filter-b", "judge", settings, paths("b"), failing("reject"), exempt=frozenset({"reject"})
     )
-    assert counts["read"] == counts["quarantined"] > 0
+    assert counts.read == counts.quarantined > 0

@@ -14,11 +14,13 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from hala import registry, stages
+from hala import registry
 from hala.config import load_preset, preset_file_hash
-from hala.ops import kfp_client as ops
-from hala.ops import rerun
-from hala.ops.cli import register
+from hala.stages import run
+from hala.stages.context import ENV_EXPERIMENT, ENV_RUN_ID
+from hala_pipelines import kfp_client as ops
+from hala_pipelines import rerun
+from hala_pipelines.cli import _parser as hala_parser
 
 DATA_IMAGE = "registry.example.com/hala-data@sha256:" + "a" * 64
 
@@ -59,9 +61,21 @@ def store(_module_store: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return _module_store
 
 
+def _start(preset_json: str, run_name: str, file_hash: str, kfp_run_id: str) -> str:
+    """The parent run as the pipeline's start stage opens it."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="hala-test-preset-"))
+    (folder / run.PRESET_FILE).write_text(preset_json, encoding="utf-8")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(ENV_RUN_ID, kfp_run_id)
+        env.setenv(ENV_EXPERIMENT, json.loads(preset_json)["tracking"]["experiment"])
+        return run.start(str(folder), run_name, file_hash, {}, "")
+
+
 def _recorded_run(preset_json: str, file_hash: str, commit: str = "c0ffee") -> str:
     """A parent run as the start stage writes it, plus what rerun needs if start does not write it yet."""
-    run_id = stages.start(preset_json, "nightly-7", file_hash, "kfp-run-1")
+    run_id = _start(preset_json, "nightly-7", file_hash, "kfp-run-1")
     client = MlflowClient()
     run = client.get_run(run_id)
     if registry.PARAM_PRESET_JSON not in run.data.params and not client.list_artifacts(
@@ -74,9 +88,7 @@ def _recorded_run(preset_json: str, file_hash: str, commit: str = "c0ffee") -> s
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hala")
-    register(parser.add_subparsers(dest="command", required=True))
-    return parser
+    return hala_parser()
 
 
 def test_rerun_compiles_the_recorded_preset_byte_for_byte(
@@ -95,10 +107,10 @@ def test_rerun_compiles_the_recorded_preset_byte_for_byte(
     assert args.func(args) == 0
 
     spec, _platform = yaml.safe_load_all(fake.package)
-    default = spec["root"]["inputDefinitions"]["parameters"]["preset_json"]["defaultValue"]
-    assert default.encode() == recorded.encode()
-    assert fake.run["params"]["preset_json"].encode() == recorded.encode()
-    assert json.loads(default)["seed"] == 7
+    fingerprint = hashlib.sha256(recorded.encode()).hexdigest()
+    assert spec["pipelineInfo"]["description"].endswith(f"(compiled preset fingerprint {fingerprint})")
+    assert spec["root"]["inputDefinitions"]["parameters"]["seed"]["defaultValue"] == 7
+    assert "preset_json" not in fake.run["params"]  # the run's parameters keep the recorded defaults
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert DATA_IMAGE in images
     assert "HALA_IMAGE_DATA" not in os.environ  # the override applied to the compile only
@@ -135,7 +147,7 @@ def test_a_run_without_a_recorded_preset_is_refused(store: str) -> None:
 
 def test_an_altered_record_is_refused(store: str) -> None:
     recorded = load_preset("tiny").to_json()
-    run_id = stages.start(recorded, "r", "", "kfp-run-2")
+    run_id = _start(recorded, "r", "", "kfp-run-2")
     client = MlflowClient(store)
     assert (
         client.get_run(run_id).data.params["preset_fingerprint"]

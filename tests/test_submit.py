@@ -23,8 +23,8 @@ import yaml
 
 from hala.config import load_preset
 from hala.errors import HalaError
-from hala.ops import kfp_client as ops
-from hala.ops.cli import register
+from hala_pipelines import kfp_client as ops
+from hala_pipelines.cli import _parser as hala_parser
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
@@ -54,9 +54,7 @@ UI_SERVER_HEALTHZ = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hala")
-    register(parser.add_subparsers(dest="command", required=True))
-    return parser
+    return hala_parser()
 
 
 class FakeHealthz:
@@ -290,16 +288,22 @@ def test_cli_submit_compiles_the_preset_and_prints_the_link(
             "t0k",
             "--run-name",
             "r1",
+            "--set",
+            "merge.t=0.4",
         ]
     )
     assert args.func(args) == 0
     assert seen == [ops.Connection(host="http://kfp.example:8080", namespace=None, token="t0k")]
     spec = next(yaml.safe_load_all(fake.packages[0]))
     assert spec["pipelineInfo"]["name"] == "hala-tiny"
-    assert (
-        spec["root"]["inputDefinitions"]["parameters"]["preset_json"]["defaultValue"]
-        == load_preset("tiny").to_json()
+    # the preset compiled in is tiny with --set applied: its fingerprint and the run parameter's default
+    merged = load_preset("tiny").model_copy(
+        update={"merge": load_preset("tiny").merge.model_copy(update={"t": 0.4})}
     )
+    assert spec["pipelineInfo"]["description"].endswith(
+        f"(compiled preset fingerprint {merged.fingerprint()})"
+    )
+    assert spec["root"]["inputDefinitions"]["parameters"]["merge_t"]["defaultValue"] == 0.4
     out = capsys.readouterr().out
     assert "http://kfp.example:8080/#/runs/details/run-1" in out
     assert "t0k" not in out
@@ -558,6 +562,6 @@ def test_every_ops_subcommand_has_help(command: str, capsys: pytest.CaptureFixtu
 
 def test_registering_the_ops_commands_stays_light() -> None:
     """`hala --help` must not pay for importing mlflow or kfp (seconds) because ops commands exist."""
-    code = "import sys, hala.ops.cli; print(sorted(m for m in ('mlflow', 'kfp') if m in sys.modules))"
+    code = "import sys, hala_pipelines.cli; print(sorted(m for m in ('mlflow', 'kfp') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -23,7 +23,7 @@ def test_a_dataset_created_by_a_concurrent_run_is_linked_on_retry(monkeypatch: p
 
     monkeypatch.setattr(mlflow, "log_input", log_input)
     monkeypatch.setattr(tracking.time, "sleep", lambda s: None)
-    tracking._log_input(object(), "source")
+    tracking.log_input(object(), "source")
     assert calls == ["source", "source"]
 
 
@@ -36,7 +36,7 @@ def test_any_other_store_error_is_raised_at_once(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(mlflow, "log_input", log_input)
     with pytest.raises(MlflowException, match="run not found"):
-        tracking._log_input(object(), "source")
+        tracking.log_input(object(), "source")
     assert calls == ["source"]
 
 
@@ -96,11 +96,13 @@ def test_an_interrupted_local_run_ends_its_mlflow_runs_as_killed(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("PATH", os.environ["PATH"])
+    for name in ("HALA_RUN_ID", "HALA_WORK_ROOT"):
+        monkeypatch.delenv(name, raising=False)  # run_local sets them for its tasks
 
     class Interrupted:
         pipeline_spec = pipeline_spec_pb2.PipelineSpec()
 
-        def __call__(self, run_name: str, work_root: str) -> None:
+        def __call__(self, run_name: str) -> None:
             parent = tracking.start_pipeline_run("hala-tiny", run_name, {}, "kfp-local")
             tracking.start_pipeline_run("hala-tiny", "another-run", {}, "kfp-other")
             client = mlflow.tracking.MlflowClient(tracking.tracking_uri())

@@ -24,8 +24,7 @@ from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from hala.cli import main
-from hala.config import PRESETS_DIR, load_preset
+from hala.config import PRESETS_DIR, RUN_AS_USER, load_preset
 from hala.errors import HalaError
 from hala.training.launch import (
     PATCH_MANAGER,
@@ -37,7 +36,7 @@ from hala.training.launch import (
     trainjob_name,
 )
 from hala.training.render import TRANSLATOR, preset_trainjobs
-from hala_components.images import RUN_AS_USER
+from hala_pipelines.cli import main
 
 # PodSpecPatch / ContainerPatch properties in the v2.2.0 CRD (manifests/base/crds/
 # trainer.kubeflow.org_trainjobs.yaml at dc7656ad...); v2.3.0 adds terminationGracePeriodSeconds only.
@@ -152,9 +151,10 @@ def test_trainer_release_is_checked() -> None:
 
 
 def test_trainjob_name_is_the_sft_stages() -> None:
-    from hala.training import stages
+    """A TrainJob is named by the SFT task's work key, so a retried task finds the one it created."""
+    from hala.stages import sft
 
-    assert TRANSLATOR == stages.TRANSLATOR
+    assert TRANSLATOR == sft.TRANSLATOR
     assert trainjob_name("1.2b", "ABCDEF123456") == "hala-sft-1-2b-abcdef12"
 
 
@@ -187,7 +187,7 @@ def test_render_writes_the_paper_presets_trainjobs(
     assert m["metadata"]["namespace"] == "hala"
     assert m["metadata"]["annotations"][TRAINER_RELEASE_ANNOTATION] == "v2.2"
     assert m["spec"]["trainer"]["numNodes"] == 2
-    assert m["spec"]["trainer"]["command"][-1] == "/hala-work/00000000/sft-9b/job.json"
+    assert m["spec"]["trainer"]["command"][-1] == "/hala-work/sft-9b/0000000000000000/job.json"
     assert (
         m == preset_trainjobs(load_preset(preset), "hala", m["spec"]["trainer"]["image"], release="v2.2")[0]
     )

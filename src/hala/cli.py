@@ -1,4 +1,8 @@
-"""The ``hala`` command: ``hala --help`` lists the subcommands, each with its own ``--help``."""
+"""The library's subcommands of ``hala``: data check, Table 2 on a model, tiny models, the registry.
+
+:mod:`hala_pipelines.cli` adds the commands that compile, run and submit the pipeline; this module
+never imports the pipeline packages.
+"""
 
 from __future__ import annotations
 
@@ -12,37 +16,6 @@ from typing import Any
 
 from hala.config import TRANSLATION_SYSTEMS, DataConfig
 from hala.errors import HalaError
-
-
-def _cmd_compile(args: argparse.Namespace) -> int:
-    from hala_pipelines.compile import compile_preset
-
-    path = compile_preset(args.preset, Path(args.output))
-    print(f"compiled preset '{args.preset}' to {path}")
-    return 0
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from hala_pipelines.local import report_tables, run_local, source_counts, stage_counts
-
-    result = run_local(args.preset, Path(args.workdir), args.run_name)
-    print(f"\npipeline '{args.preset}' finished in {result.seconds:.1f} s")
-    print(f"{'source':<16}{'read':>8}{'kept':>8}  quarantined")
-    for counts in source_counts(result.pipeline_root):
-        print(f"{counts['source']:<16}{counts['read']:>8}{counts['kept']:>8}  {counts['quarantined'] or '-'}")
-    for stage, counts in sorted(stage_counts(result.pipeline_root).items()):
-        print(f"{stage:<24}{json.dumps(counts, sort_keys=True)}")
-    for table in report_tables(result.pipeline_root):
-        print(f"\n{table}")
-    print("\nslowest tasks (wall time, interpreter start included):")
-    for task in result.slowest(10):
-        print(f"  {task.seconds:7.1f} s  {task.name}")
-    print(f"outputs:        {result.pipeline_root}")
-    print(
-        f"MLflow:         {result.tracking_uri} (experiment '{result.experiment}', run '{result.run_name}')"
-    )
-    print(f"browse MLflow:  .venv/bin/mlflow ui --backend-store-uri {result.tracking_uri}")
-    return 0
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
@@ -109,7 +82,7 @@ def _cmd_eval_translation(args: argparse.Namespace) -> int:
     from hala.evaluation.translation import direct_translate_fn, run_benchmark, system_prompt
     from hala.prepare import normalise_table, read_source
     from hala.sources import get_source
-    from hala.translate.stages import make_engine
+    from hala.translate.factory import make_engine
 
     preset = load_preset(args.preset)
     prompt = system_prompt(preset.eval.translation_prompts, args.system)
@@ -137,40 +110,12 @@ def _cmd_tiny_models(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- cluster render (issue 11): the objects a run creates by itself, for review ---
-def _cmd_cluster_render(args: argparse.Namespace) -> int:
-    from hala.config import load_preset
-    from hala.training.render import render_preset
-    from hala_components.images import image
-
-    preset = load_preset(args.preset)
-    files = render_preset(preset, Path(args.out), args.namespace, image("train"), args.trainer_release)
-    for path in files:
-        print(path)
-    if not files:
-        print(f"preset '{preset.name}' has no multi-node SFT (nodes > 1): a run creates no object by itself")
-    return 0
-
-
-# --- end cluster render ---
-
-
-def _parser() -> argparse.ArgumentParser:
+def library_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]]:
+    """The ``hala`` parser with the library's subcommands; the pipeline package adds its own."""
     parser = argparse.ArgumentParser(
         prog="hala", description="The HALA translate-and-tune recipe on Kubeflow."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("compile", help="compile a preset's pipeline to KFP YAML")
-    p.add_argument("--preset", required=True, help="preset name (tiny, nano, small, paper) or YAML path")
-    p.add_argument("--output", required=True, help="YAML file to write")
-    p.set_defaults(func=_cmd_compile)
-
-    p = sub.add_parser("run", help="run a preset's pipeline locally through KFP's local runner")
-    p.add_argument("--preset", default="tiny", help="preset name or YAML path (default: tiny)")
-    p.add_argument("--workdir", default="runs", help="folder for pipeline outputs (default: ./runs)")
-    p.add_argument("--run-name", default="", help="name of the parent MLflow run (default: preset-timestamp)")
-    p.set_defaults(func=_cmd_run)
 
     data = sub.add_parser("data", help="source dataset tools").add_subparsers(
         dest="data_command", required=True
@@ -229,36 +174,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed (same seed, same bytes)")
     p.set_defaults(func=_cmd_tiny_models)
 
-    # --- cluster render (issue 11) ---
-    cluster = sub.add_parser("cluster", help="cluster tools").add_subparsers(
-        dest="cluster_command", required=True
-    )
-    p = cluster.add_parser(
-        "render",
-        help="write the Kubernetes objects a run creates by itself (multi-node SFT TrainJobs) as YAML",
-    )
-    p.add_argument("--preset", required=True, help="preset name (tiny, nano, small, paper) or YAML path")
-    p.add_argument("--out", required=True, help="folder to write one YAML file per object into")
-    p.add_argument("--namespace", default="hala", help="namespace the run executes in (default: hala)")
-    p.add_argument(
-        "--trainer-release",
-        default=None,
-        help="Kubeflow Trainer release to target (v2.2 or v2.3; default: the preset's, else v2.3)",
-    )
-    p.set_defaults(func=_cmd_cluster_render)
-    # --- end cluster render ---
-
     from hala.metrics import register as register_metrics
     from hala.ops.cli import register as register_ops
+    from hala.run_report.cli import register as register_report
 
     register_ops(sub)
     register_metrics(sub)
-    return parser
+    register_report(sub)
+    return parser, sub
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``hala`` console script."""
-    args = _parser().parse_args(argv)
+def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen subcommand; a user error prints one line and exits 2."""
+    args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
@@ -274,5 +202,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None = None) -> int:
+    """The library's subcommands alone (the ``hala`` console script is :mod:`hala_pipelines.cli`)."""
+    return run_command(library_parser()[0], argv)

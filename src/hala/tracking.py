@@ -7,7 +7,6 @@ With ``MLFLOW_TRACKING_URI`` unset, runs go to the sqlite file ``mlflow.db`` in 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import time
@@ -15,18 +14,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from hala.errors import HalaError
-from hala.prepare import SourceCounts
 
 TRACKED_PACKAGES = ("hala", "kfp", "mlflow", "datasets", "pyarrow", "transformers", "torch", "trl", "vllm")
 
@@ -171,54 +167,39 @@ def find_pipeline_run(experiment: str, kfp_run_id: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def parent_run_of(preset_json: str, kfp_run_id: str) -> str:
-    """The parent run of a running pipeline, found by its KFP run id (for tasks inside a loop)."""
-    experiment = json.loads(preset_json)["tracking"]["experiment"]
+def finish_pipeline_run(experiment: str, kfp_run_id: str, status: str) -> str | None:
+    """End the parent run of a KFP run, and every stage run still RUNNING under it, with ``status``.
+
+    A task killed with its pod (a failed node, a cancelled run) never ends its own stage run.
+    Returns the parent's id, or None when the pipeline failed before creating it.
+    """
     run_id = find_pipeline_run(experiment, kfp_run_id)
     if run_id is None:
-        raise RuntimeError(f"no MLflow run tagged {KFP_RUN_TAG}={kfp_run_id} in experiment {experiment!r}")
+        return None
+    client = _client()
+    experiment_id = client.get_run(run_id).info.experiment_id
+    open_runs = client.search_runs(
+        [experiment_id], f"tags.mlflow.parentRunId = '{run_id}' and attributes.status = 'RUNNING'"
+    )
+    for child in open_runs:
+        client.set_terminated(child.info.run_id, status=status)
+    client.set_terminated(run_id, status=status)
     return run_id
 
 
-def finish_pipeline_run(experiment: str, kfp_run_id: str, status: str) -> None:
-    """Close the parent run of a KFP run as FINISHED (state SUCCEEDED) or FAILED (any other state)."""
-    run_id = find_pipeline_run(experiment, kfp_run_id)
-    if run_id is not None:
-        _client().set_terminated(run_id, status="FINISHED" if status.upper() == "SUCCEEDED" else "FAILED")
-
-
 @contextlib.contextmanager
-def stage_run(parent_run_id: str, stage: str) -> Iterator[mlflow.ActiveRun]:
-    """A nested run for one stage under the pipeline's parent run."""
+def stage_run(parent_run_id: str, stage: str, kfp_run_id: str = "") -> Iterator[mlflow.ActiveRun]:
+    """A nested run for one stage under the pipeline's parent run (tagged with the stage and KFP run)."""
     client = _client()
     experiment_id = client.get_run(parent_run_id).info.experiment_id
+    tags = {"hala.stage": stage, "hala.pipeline_run": kfp_run_id}
     with mlflow.start_run(
-        experiment_id=experiment_id, run_name=stage, parent_run_id=parent_run_id, tags={"hala.stage": stage}
+        experiment_id=experiment_id, run_name=stage, parent_run_id=parent_run_id, tags=tags
     ) as run:
         yield run
 
 
-def log_source_counts(counts: SourceCounts, parent_run_id: str) -> None:
-    """Counts as metrics (on the stage run and its parent), the source as a dataset input, the counts file."""
-    from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
-    from mlflow.data.meta_dataset import MetaDataset
-
-    metrics = {"read": counts.read, "kept": counts.kept, "quarantined": sum(counts.quarantined.values())}
-    metrics |= {f"quarantined.{reason}": n for reason, n in counts.quarantined.items()}
-    named = {f"{counts.source}.{k}": float(v) for k, v in metrics.items()}
-    mlflow.log_metrics(named)
-    MlflowClient().log_batch(
-        parent_run_id, metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in named.items()]
-    )
-    mlflow.log_params({"source": counts.source, "hub_id": counts.hub_id, "revision": counts.revision})
-    source = HuggingFaceDatasetSource(path=counts.location, revision=counts.revision)
-    # MetaDataset implements profile at run time; its base class only declares it abstract.
-    dataset = MetaDataset(source=source, name=counts.hub_id, digest=counts.fingerprint[:16])  # type: ignore[abstract]
-    _log_input(dataset, "source")
-    mlflow.log_dict(asdict(counts), f"counts/{counts.source}.json")
-
-
-def _log_input(dataset: Any, context: str, attempts: int = 4) -> None:
+def log_input(dataset: Any, context: str, attempts: int = 4) -> None:
     """``mlflow.log_input``, retried when another run created the same dataset at the same moment.
 
     MLflow's SQL store checks for the dataset, then inserts it: two runs logging one dataset (same

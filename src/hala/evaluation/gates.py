@@ -18,8 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from hala.config import GateConfig
 from hala.errors import HalaError
 from hala.registry import GATE_FAIL, GATE_PASS, TAG_GATE_REASONS, TAG_GATE_VERDICT
 
@@ -33,34 +32,6 @@ MAX_REASONS_CHARS = 90_000  # the registry caps a tag value at 100,000 character
 
 class GateInputError(HalaError, ValueError):
     """The scores given to the gates lack the merged or base model."""
-
-
-class GateConfig(BaseModel):
-    """Thresholds of the promotion gates (a preset's ``eval.gates``); ``null`` turns a check off."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-    min_average_gain_over_base: float = Field(
-        default=0.0,
-        description="points the merged model's average must gain over the base's (0: not worse; may be < 0)",
-    )
-    max_task_drop: float = Field(
-        default=2.0,
-        ge=0.0,
-        description=(
-            "points any one task may drop below the base's score. The default stays 2.0, stricter than "
-            "the paper preset's 3.0 (which every shipped preset inherits): 3.0 is chosen to admit the "
-            "report's own HALA-9B, 2.9 points below Fanar-1-9B-Instruct on MadinahQA, and that evidence "
-            "covers the report's models only; a preset that states no tolerance gets the stricter bar, "
-            "since a refused candidate costs a review and a promoted regression reaches users"
-        ),
-    )
-    min_translator_chrf: float | None = Field(
-        default=30.0, ge=0.0, le=100.0, description="minimum chrF++ of the translator on the MMLU/MMMLU set"
-    )
-    max_contamination: float | None = Field(
-        default=0.01, ge=0.0, le=1.0, description="largest fraction of contaminated items per benchmark"
-    )
 
 
 @dataclass

@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hala import registry
 from hala.errors import HalaError
 
-POLICY_PATH = Path(__file__).resolve().parents[3] / "mlflow" / "promotion_policy.yaml"
+# Shipped as package data beside this module (importlib.resources), so an installed hala has it too.
+POLICY_PATH = Path(str(resources.files("hala.ops") / "promotion_policy.yaml"))
 POLICY_ENV = "HALA_PROMOTION_POLICY"
 # MLflow's schema on PostgreSQL: registered_model_tags.value is VARCHAR(5000) (sqlite does not enforce
 # it; tests/test_mlflow_postgres.py reads it off a live server). The history tag is kept within it.

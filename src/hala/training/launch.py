@@ -15,10 +15,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from hala.config import ClusterConfig, secret_env
+from hala.config import RUN_AS_USER, ClusterConfig, secret_env
 from hala.errors import HalaError
 from hala.training.sft import SFTJob, SFTResult, train_sft
-from hala_components.images import RUN_AS_USER
 
 TRAINJOB_API = ("trainer.kubeflow.org", "v1alpha1", "trainjobs")
 
@@ -92,9 +91,17 @@ PATCH_MANAGER = "hala.ai/launch"
 TRAINJOB_START_TIMEOUT_S = 1800.0
 
 
-def trainjob_name(role: str, kfp_run_id: str) -> str:
-    """The TrainJob of one SFT role in one KFP run (a retried task finds the same one)."""
-    return f"hala-sft-{role.replace('.', '-')}-{kfp_run_id[:8]}".lower()
+TRANSLATOR = "translator"  # the translator's SFT role (the students' roles are their sizes)
+
+
+def sft_work_dir(work_root: str | Path, role: str, key: str) -> Path:
+    """Where one SFT task keeps its job file, checkpoints and (multi-node) staged inputs."""
+    return Path(work_root) / f"sft-{role}" / key
+
+
+def trainjob_name(role: str, work_key: str) -> str:
+    """The TrainJob of one SFT task (``work_key``: its work folder's key, so a retried task finds it)."""
+    return f"hala-sft-{role.replace('.', '-')}-{work_key[:8]}".lower()
 
 
 def trainer_release(cluster: ClusterConfig, release: str | None = None) -> str:

@@ -2,7 +2,7 @@
 
 The compiled pipeline (``hala compile``) holds every task's pod; what a run creates on its own at run
 time is one Kubeflow Trainer ``TrainJob`` per multi-node SFT (``training.nodes > 1``). This renders
-them exactly as :func:`hala.training.stages.sft` builds them, so a platform engineer can review or
+them exactly as :func:`hala.stages.sft.run` builds them, so a platform engineer can review or
 policy-check them (kubeconform, kyverno, conftest) before the first run.
 """
 
@@ -14,10 +14,11 @@ from typing import Any
 import yaml
 
 from hala.config import Preset, TrainingConfig
-from hala.training.launch import trainer_release, trainjob_manifest, trainjob_name
+from hala.training.launch import TRANSLATOR, sft_work_dir, trainer_release, trainjob_manifest, trainjob_name
 
-TRANSLATOR = "translator"  # the translator's role, as in hala.training.stages
-EXAMPLE_RUN_ID = "00000000"  # stands for the KFP run id, whose first 8 characters name a TrainJob
+EXAMPLE_KEY = (
+    "0000000000000000"  # stands for an SFT task's work key, whose first 8 characters name its TrainJob
+)
 
 
 def sft_trainings(preset: Preset) -> dict[str, TrainingConfig]:
@@ -32,17 +33,17 @@ def preset_trainjobs(
     preset: Preset,
     namespace: str,
     image: str,
-    kfp_run_id: str = EXAMPLE_RUN_ID,
+    key: str = EXAMPLE_KEY,
     release: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The TrainJob of each multi-node SFT of ``preset``, as a run ``kfp_run_id`` would create it."""
+    """The TrainJob of each multi-node SFT of ``preset``, as an SFT task with work key ``key`` creates it."""
     work_root = preset.cluster.work_root
     return [
         trainjob_manifest(
-            trainjob_name(role, kfp_run_id),
+            trainjob_name(role, key),
             namespace,
             image,
-            f"{work_root}/{kfp_run_id}/sft-{role}/job.json",
+            str(sft_work_dir(work_root, role, key) / "job.json"),
             cfg.nodes,
             preset.cluster,
             release,

@@ -318,13 +318,13 @@ def compiled_package(compile_to: Callable[[Path], Path]) -> Iterator[Path]:
         yield compile_to(Path(tmp) / "pipeline.yaml")
 
 
-def compile_preset_package(preset: str) -> Callable[[Path], Path]:
+def compile_preset_package(preset: str, overrides: Mapping[str, Any] | None = None) -> Callable[[Path], Path]:
     """A compile step for :func:`compiled_package` that compiles ``preset`` as ``hala compile`` does."""
 
     def run(path: Path) -> Path:
         from hala_pipelines.compile import compile_preset
 
-        return compile_preset(preset, path)
+        return compile_preset(preset, path, overrides)
 
     return run
 

@@ -4,7 +4,7 @@ The parent MLflow run of every pipeline run records the resolved preset JSON (ar
 or param ``preset_json``), its fingerprint and file hash, the git commit and the image references
 (``hala.image.<stage>``). A rerun recompiles from those, in a fresh interpreter so the image overrides
 ``HALA_IMAGE_<STAGE>`` apply (the components read them at import), and checks the compiled pipeline's
-``preset_json`` default against the recorded bytes before anything is submitted.
+preset fingerprint (in its description) against the recorded one before anything is submitted.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from hala import registry
+from hala.config import Preset
 from hala.errors import HalaError
-from hala.ops.kfp_client import SubmitPlan, plan_submit
-from hala.stages import parse_preset
+from hala_pipelines.kfp_client import SubmitPlan, plan_submit
 
 GIT_COMMIT_TAG = "hala.git_commit"
 FINGERPRINT_PARAM = "preset_fingerprint"
@@ -120,11 +120,18 @@ def image_warning(recorded: RecordedRun) -> str | None:
 
 
 def compiled_defaults(package: Path) -> tuple[str, set[str]]:
-    """The ``preset_json`` default and the container images of a compiled pipeline YAML."""
+    """The compiled preset's fingerprint and the container images of a compiled pipeline YAML."""
+    from hala_pipelines.graph import FINGERPRINT_LABEL
+
     spec = next(yaml.safe_load_all(package.read_text(encoding="utf-8")))
-    default = spec["root"]["inputDefinitions"]["parameters"]["preset_json"]["defaultValue"]
+    description = str(spec["pipelineInfo"].get("description", ""))
+    fingerprint = (
+        description.rsplit(f"({FINGERPRINT_LABEL} ", 1)[-1].rstrip(")")
+        if FINGERPRINT_LABEL in description
+        else ""
+    )
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    return str(default), images
+    return fingerprint, images
 
 
 def compile_recorded(recorded: RecordedRun, output: Path) -> Path:
@@ -136,7 +143,7 @@ def compile_recorded(recorded: RecordedRun, output: Path) -> Path:
         args = [
             sys.executable,
             "-m",
-            "hala.ops.rerun",
+            "hala_pipelines.rerun",
             str(preset_file),
             recorded.preset_file_sha256,
             str(output),
@@ -144,8 +151,8 @@ def compile_recorded(recorded: RecordedRun, output: Path) -> Path:
         done = subprocess.run(args, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RerunError(f"recompiling run {recorded.run_id} failed:\n{done.stderr.strip()[-2000:]}")
-    default, images = compiled_defaults(output)
-    if default != recorded.preset_json:
+    fingerprint, images = compiled_defaults(output)
+    if fingerprint != hashlib.sha256(recorded.preset_json.encode()).hexdigest():
         raise RerunError(
             f"the recompiled pipeline's preset differs from the one recorded on run {recorded.run_id}; "
             f"this checkout resolves presets differently (newer fields or defaults): rerun from commit "
@@ -167,9 +174,9 @@ def rerun_plan(
     namespace: str | None = None,
     now: datetime | None = None,
 ) -> SubmitPlan:
-    """The submission of a rerun: the recorded preset also passed as the run's ``preset_json`` argument."""
+    """The submission of a rerun: the recorded preset compiled in, its run parameters at their defaults."""
     now = now or datetime.now(UTC)
-    preset = parse_preset(recorded.preset_json)
+    preset = Preset.model_validate_json(recorded.preset_json)
     name = run_name or f"{recorded.run_name or preset.name}-rerun-{now:%Y%m%d-%H%M%S}"
     return plan_submit(
         preset,
@@ -177,17 +184,16 @@ def rerun_plan(
         run_name=name,
         namespace=namespace,
         now=now,
-        extra_params={"preset_json": recorded.preset_json},
     )
 
 
 def compile_step(recorded: RecordedRun) -> Callable[[Path], Path]:
-    """A compile step for :func:`hala.ops.kfp_client.compiled_package`."""
+    """A compile step for :func:`hala_pipelines.kfp_client.compiled_package`."""
     return lambda path: compile_recorded(recorded, path)
 
 
 def _compile_main(argv: list[str]) -> int:
-    """``python -m hala.ops.rerun PRESET_FILE FILE_SHA256 OUTPUT``: compile with this process's images."""
+    """``python -m hala_pipelines.rerun PRESET_FILE FILE_SHA256 OUTPUT``: compile with these images."""
     from kfp import compiler
 
     from hala.config import load_preset

@@ -1,0 +1,7 @@
+"""``python -m hala_pipelines`` runs the ``hala`` command."""
+
+import sys
+
+from hala_pipelines.cli import main
+
+sys.exit(main())
