@@ -8,6 +8,7 @@ report tasks, which run in every run.
 from __future__ import annotations
 
 import re
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from hala.sources import SOURCES
 from hala_pipelines.local import LocalRun
 
 _SHARD_STAGE = re.compile(r"^(teacher_translate|judge_filter|corpus_translate-[a-z0-9_]+)-\d+$")
+_COUNTS = re.compile(r"^(read|kept|quarantined|resumed)(\..+)?$|^verdict\.(accept|reject|unreadable)$")
 
 
 def stage_runs(run: LocalRun) -> list[Run]:
@@ -56,11 +58,11 @@ def shard_totals(runs: list[Run]) -> dict[str, dict[str, float]]:
         if not match:
             continue
         total = totals[match.group(1)]
+        prefix = f"corpus.{match.group(1).split('-', 1)[1]}." if "-" in match.group(1) else ""
         for name, value in r.data.metrics.items():
-            key = name.split(".", 1)[1] if "." in name else name
-            if key.endswith(("seconds", "shard")):
-                continue
-            total[key] = total.get(key, 0) + value
+            key = name.removeprefix(prefix) if prefix else name.split(".", 1)[-1]
+            if _COUNTS.match(key):
+                total[key] = total.get(key, 0) + value
     return dict(sorted(totals.items()))
 
 
@@ -76,12 +78,22 @@ def report_tables(run: LocalRun) -> list[str]:
     return [t.read_text(encoding="utf-8") for t in tables]
 
 
+def report_copy(run: LocalRun) -> Path | None:
+    """The run's report page copied beside its outputs as ``<run name>.html``, to open in a browser."""
+    page = run.report_page()
+    if page is None:
+        return None
+    copy = run.pipeline_root.parent / f"{run.run_name}.html"
+    shutil.copyfile(page, copy)
+    return copy
+
+
 def reused(runs: list[Run]) -> int:
     """How many stage runs of this run were reused from earlier runs."""
     return sum(1 for r in runs if r.data.tags.get("hala.reused_from"))
 
 
-def print_summary(run: LocalRun, out: Path | None = None) -> None:
+def print_summary(run: LocalRun) -> None:
     """The run's sources, fan-out counts, tables, slowest tasks and where things are, on stdout."""
     import json
 
@@ -95,14 +107,14 @@ def print_summary(run: LocalRun, out: Path | None = None) -> None:
     for counts in source_counts(runs):
         print(f"{counts['source']:<16}{counts['read']:>8}{counts['kept']:>8}  {counts['quarantined'] or '-'}")
     for stage, counts in shard_totals(runs).items():
-        print(f"{stage:<24}{json.dumps({k: int(v) for k, v in counts.items()}, sort_keys=True)}")
+        print(f"{stage}: {json.dumps({k: int(v) for k, v in counts.items()}, sort_keys=True)}")
     for table in report_tables(run):
         print(f"\n{table}")
     print("\nslowest tasks (wall time, interpreter start included):")
     for task in run.slowest(10):
         print(f"  {task.seconds:7.1f} s  {task.name}{'' if task.executed else ' (cached)'}")
     print(f"outputs:        {run.pipeline_root}")
-    print(f"report:         {run.report_page() or '(not written)'}")
+    print(f"report:         {report_copy(run) or '(not written)'}")
     where = f"experiment '{run.experiment}', run '{run.run_name}'"
     print(f"MLflow:         {tracking.mask_uri(run.tracking_uri)} ({where})")
     print(f"browse MLflow:  .venv/bin/mlflow ui --backend-store-uri {tracking.mask_uri(run.tracking_uri)}")

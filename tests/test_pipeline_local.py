@@ -289,3 +289,33 @@ def test_a_students_learning_rate_reruns_only_that_students_chain(tiny_run: tupl
     assert (
         len([n for n in ran if n.startswith("evaluate-op")]) == 2
     )  # fine-tune and merged; the base did not change
+
+
+# --- issue 14: the real tiny run's report page, as a person sees it in a browser ----------------------
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="no chromium: scripts/system_deps.sh installs Debian's package"
+)
+def test_the_tiny_runs_report_page_renders_every_table_and_chart(
+    tiny_run: tuple[Path, LocalRun], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from test_run_report import WIDTH, browser_probe, screenshot
+
+    _, result = tiny_run
+    page = result.report_page()
+    assert page is not None
+    folder = tmp_path_factory.getbasetemp() / "tiny-run-report"
+    folder.mkdir(exist_ok=True)
+    probe = browser_probe(page, folder)
+    images = {i["id"]: i for i in probe["images"]}
+    assert images.pop("control-broken")["ok"] is False
+    assert {"chart-table1-tiny", "chart-funnel", "chart-sft-translator", "chart-sft-tiny"} <= set(images)
+    assert all(i["ok"] and i["shown"] for i in images.values()), images  # no broken image
+    tables = {t["id"]: t for t in probe["tables"]}
+    assert {"table1-tiny", "table2", "models", "funnel", "sft", "judge", "fp8", "stages", "lineage"} <= set(
+        tables
+    )
+    assert all(t["rows"] > 0 and t["shown"] for t in tables.values()), tables
+    shot = screenshot(page, folder / "tiny_run_report.png", min(int(probe["height"]) + 40, 16000), folder)
+    print(f"\ntiny run report screenshot: {shot} (page {page}, {WIDTH} px wide)")

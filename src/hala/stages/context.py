@@ -28,14 +28,13 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
-from mlflow.entities import Metric, RunTag
-from mlflow.tracking import MlflowClient
-
-from hala import tracking
 from hala.errors import HalaError
+
+if TYPE_CHECKING:  # mlflow takes seconds to import: a stage's settings never need it, only its run
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 RECORD = "hala-stage.json"
 ENV_RUN_ID, ENV_EXPERIMENT, ENV_WORK_ROOT = "HALA_RUN_ID", "HALA_EXPERIMENT", "HALA_WORK_ROOT"
@@ -67,6 +66,8 @@ def run_context() -> RunContext:
 
 def parent_run(context: RunContext) -> str:
     """The parent MLflow run of the pipeline run (created by its start task)."""
+    from hala import tracking
+
     found = tracking.find_pipeline_run(context.experiment, context.run_id)
     if found is None:
         raise HalaError(
@@ -135,6 +136,8 @@ class Stage:
 
     def log_metrics(self, metrics: Mapping[str, float], *, on_parent: bool = False) -> None:
         """Log numbers on the stage run; ``on_parent`` also logs them on the pipeline's parent run."""
+        import mlflow
+
         values = {k: float(v) for k, v in metrics.items()}
         mlflow.log_metrics(values)
         if on_parent:
@@ -171,6 +174,8 @@ def open_stage(
     Before the stage starts, every run in its inputs' lineage that belongs to an earlier pipeline
     run (a stage KFP's cache reused) is linked under the current parent run.
     """
+    from hala import tracking
+
     context = run_context()
     parent = parent_run(context)
     lineage = input_lineage(inputs)
@@ -183,11 +188,15 @@ def open_stage(
 
 
 def _log_batch(run_id: str, metrics: Mapping[str, float]) -> None:
+    from mlflow.entities import Metric
+
+    from hala import tracking
+
     now = int(time.time() * 1000)
     tracking.registry_client().log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
 
 
-def _children(client: MlflowClient, experiment_id: str, parent: str) -> list[mlflow.entities.Run]:
+def _children(client: MlflowClient, experiment_id: str, parent: str) -> list[Run]:
     return client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent}'", max_results=50000)
 
 
@@ -200,6 +209,8 @@ def link_reused(parent: str, context: RunContext, lineage: Mapping[str, str]) ->
     """
     if not lineage:
         return []
+    from hala import tracking
+
     client = tracking.registry_client()
     experiment_id = client.get_run(parent).info.experiment_id
     present: set[str] = set()
@@ -213,6 +224,8 @@ def link_reused(parent: str, context: RunContext, lineage: Mapping[str, str]) ->
 
 
 def _link(client: MlflowClient, experiment_id: str, parent: str, run_id: str, stage: str) -> str:
+    from mlflow.entities import Metric, RunTag
+
     producer = client.get_run(run_id)
     tags = {
         "mlflow.parentRunId": parent,
