@@ -15,9 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hala.config import TRANSLATION_SYSTEMS, EngineConfig, NodePool, Preset, TrainingConfig
-
-TRANSLATOR_ROLE = "translator"
-EVAL_VARIANTS = ("base", "finetuned", "merged")
+from hala.stages.evaluate import VARIANTS as EVAL_VARIANTS
+from hala.training.launch import TRANSLATOR as TRANSLATOR_ROLE
 
 # Cost categories: the report states training ($1,000 on 8xH100-SXM) and translation ($500 on 12xA100).
 TRAINING = "training"
