@@ -28,7 +28,7 @@ from hala.sources.schema import Kind
 from hala.translate.chunking import mask_spans, reassemble, split_for_translation, unmask_spans
 
 # Texts: any code point but lone surrogates (Arrow strings are UTF-8, which cannot hold them; a JSON
-# file that escapes one is a read error, tested in test_sources), control characters included, with
+# file that escapes one is a read error, tested in test_edge_inputs), control characters included, with
 # the characters that matter to the normalisers and the chunker mixed in.
 SPECIAL = st.sampled_from(
     [
