@@ -1,4 +1,4 @@
-"""Components of the translation stages: FP8 teacher, teacher, judge, bilingual set, corpus shards.
+"""Components of the translation stages: FP8 teacher and its check, teacher, judge, bilingual set, corpus.
 
 No `from __future__ import annotations` here: KFP reads the real annotation objects.
 """
@@ -9,29 +9,49 @@ from hala_components.images import image
 
 
 @dsl.component(base_image=image("quantize"), install_kfp_package=False)
-def quantize_op(
-    settings: str,
-    source_model: dsl.Input[dsl.Model],
-    opus: dsl.Input[dsl.Dataset],
-    quantized: dsl.Output[dsl.Model],
-    validation: dsl.Output[dsl.Metrics],
-) -> None:
-    """FP8-dynamic teacher (llm-compressor), gated on chrF++ against the source model.
+def quantize_op(settings: str, source_model: dsl.Input[dsl.Model], quantized: dsl.Output[dsl.Model]) -> None:
+    """FP8-dynamic teacher (llm-compressor, compressed-tensors).
 
     Args:
-        settings: this stage's settings (JSON: the scheme, the gate, the teacher's prompt and engine).
+        settings: this stage's settings (JSON: the scheme and the layers left alone).
         source_model: the teacher.
-        opus: the prepared OPUS-100 pairs (the first ones validate the FP8 model).
         quantized: the FP8 teacher.
-        validation: chrF++ of both models, sizes and warm output tokens/s.
     """
     from hala.stages import quantize
+
+    quantize.run(quantize.QuantizeSettings.parse(settings), source_model.path, quantized.path)
+
+
+@dsl.component(base_image=image("translate"), install_kfp_package=False)
+def validate_fp8_op(
+    settings: str,
+    source_model: dsl.Input[dsl.Model],
+    quantized: dsl.Input[dsl.Model],
+    opus: dsl.Input[dsl.Dataset],
+    report: dsl.Output[dsl.Dataset],
+    validation: dsl.Output[dsl.Metrics],
+) -> None:
+    """The FP8 teacher against its source on the teacher's engine: chrF++ gate, warm output tokens/s.
+
+    Args:
+        settings: this stage's settings (JSON: the gate and its sample, the teacher's prompt and engine).
+        source_model: the teacher.
+        quantized: the FP8 teacher.
+        opus: the prepared OPUS-100 pairs (the first ones are the sample).
+        report: validation.json.
+        validation: chrF++ of both models, sizes and warm output tokens/s.
+    """
+    from hala.stages import validate_fp8
     from hala.stages.context import log_kfp_metrics
 
-    report = quantize.run(
-        quantize.QuantizeSettings.parse(settings), source_model.path, opus.path, quantized.path
+    figures = validate_fp8.run(
+        validate_fp8.ValidateFP8Settings.parse(settings),
+        source_model.path,
+        quantized.path,
+        opus.path,
+        report.path,
     )
-    log_kfp_metrics(validation, report.to_metrics())
+    log_kfp_metrics(validation, figures.to_metrics())
 
 
 @dsl.component(base_image=image("translate"), install_kfp_package=False)

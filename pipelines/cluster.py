@@ -38,12 +38,12 @@ def place(task: dsl.PipelineTask, pool: NodePool, accelerators: int | None = Non
 def on_gpu_pool(
     task: dsl.PipelineTask, cluster: ClusterConfig, engine: EngineConfig, pool: NodePool | None = None
 ) -> dsl.PipelineTask:
-    """Place a generation task: GPUs for vLLM, the data pool for the transformers engine.
+    """Place a generation task: GPUs for vLLM (or ``device: gpu``), the data pool for transformers on CPU.
 
     vLLM gets ``pool`` (by default the translation pool), one GPU per tensor-parallel rank and shared
     memory for its workers.
     """
-    if engine.kind != "vllm":
+    if not engine.on_gpu():
         return place(task, cluster.data_pool, accelerators=0)
     kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory")
     gpus = cluster.translation_pool if pool is None else pool

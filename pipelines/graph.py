@@ -36,6 +36,7 @@ from hala_components.translate import (
     judge_filter_op,
     quantize_op,
     teacher_translate_op,
+    validate_fp8_op,
 )
 from hala_pipelines.cluster import (
     on_gpu_pool,
@@ -64,6 +65,7 @@ def plan_slices(preset: Preset) -> list[Slice]:
         *(Slice(f"fetch_{slot(r)}", "fetch", {"role": r}) for r in roles),
         *(Slice(f"prepare_{k}", "prepare", {"source": k}) for k in preset.enabled_sources()),
         Slice("quantize", "quantize"),
+        Slice("validate_fp8", "validate_fp8"),
         Slice("teacher_translate", "teacher_translate"),
         Slice("judge_filter", "judge_filter"),
         Slice("bilingual_set", "bilingual_set"),
@@ -196,18 +198,25 @@ def build_pipeline(preset: Preset, preset_file_hash: str = "") -> Callable[..., 
 
             teacher_model, judge_model = fetch("teacher"), fetch("judge")
             translator_model = fetch("translator_base")
-            quant = quantize_op(
-                settings=slices["quantize"],
+            quant = quantize_op(settings=slices["quantize"], source_model=teacher_model.outputs["model"])
+            gpu(quant.set_display_name("quantize teacher FP8"), preset.teacher.engine, teacher_pool(cluster))
+            validated = validate_fp8_op(
+                settings=slices["validate_fp8"],
                 source_model=teacher_model.outputs["model"],
+                quantized=quant.outputs["quantized"],
                 opus=prepared["opus100"],
             )
-            gpu(quant.set_display_name("quantize teacher FP8"), preset.teacher.engine, teacher_pool(cluster))
+            gpu(
+                validated.set_display_name("validate FP8 teacher"),
+                preset.teacher.engine,
+                teacher_pool(cluster),
+            )
 
             teacher = teacher_fan(
                 settings=slices["teacher_translate"],
                 model=quant.outputs["quantized"],
                 prepared=prepared["openorca"],
-            )
+            ).after(validated)  # the FP8 teacher translates only once it passed its gate
             judge = judge_fan(
                 settings=slices["judge_filter"],
                 model=judge_model.outputs["model"],

@@ -174,6 +174,8 @@ def run_local(
     # The local runner runs loop iterations side by side: one math thread per task keeps them from
     # oversubscribing the cores (measured: 2 threads x 2 tasks on 2 cores ran several times slower).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # vLLM's CPU build pins each engine to core 0 unless told not to: tasks side by side would share it.
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
     run_name = run_name or f"{preset.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     pipeline_root = workdir / "pipeline-root"
     runner = local.SubprocessRunner(use_venv=False)

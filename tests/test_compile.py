@@ -41,6 +41,7 @@ def test_both_documents_parse_strictly(preset: str) -> None:
     assert set(executors) == set(spec.deployment_spec.fields["executors"].struct_value.fields)
     gpu_ops = {
         "exec-quantize-op",
+        "exec-validate-fp8-op",
         "exec-teacher-translate-op",
         "exec-judge-filter-op",
         "exec-corpus-translate-op",
@@ -78,6 +79,7 @@ def test_translation_tasks_request_a100s_by_tensor_parallel_size(preset: str) ->
     expected = {
         "exec-teacher-translate-op": loaded.teacher.engine.tensor_parallel_size,
         "exec-quantize-op": loaded.teacher.engine.tensor_parallel_size,
+        "exec-validate-fp8-op": loaded.teacher.engine.tensor_parallel_size,
         "exec-judge-filter-op": loaded.judge.engine.tensor_parallel_size,
         "exec-corpus-translate-op": loaded.corpus.engine.tensor_parallel_size,
     }
@@ -104,14 +106,24 @@ def _node_pools(pipeline: Path) -> dict[str, str]:
 def test_the_teacher_pool_is_a_preset_choice(tmp_path: Path) -> None:
     """paper: the report's A100s; teacher_pool: training_pool moves quantise and teacher to the H100s."""
     paper = _node_pools(COMPILED_DIR / "paper.yaml")
-    assert paper["exec-quantize-op"] == paper["exec-teacher-translate-op"] == "a100"
+    assert (
+        paper["exec-quantize-op"]
+        == paper["exec-validate-fp8-op"]
+        == paper["exec-teacher-translate-op"]
+        == "a100"
+    )
     raw = yaml.safe_load(resolve_preset_path("paper").read_text())
     raw["cluster"]["teacher_pool"] = "training_pool"
     raw["name"] = "paper-h100-teacher"
     variant = tmp_path / "paper-h100-teacher.yaml"
     variant.write_text(yaml.safe_dump(raw))
     moved = _node_pools(compile_preset(str(variant), tmp_path / "out.yaml"))
-    assert moved["exec-quantize-op"] == moved["exec-teacher-translate-op"] == "h100"
+    assert (
+        moved["exec-quantize-op"]
+        == moved["exec-validate-fp8-op"]
+        == moved["exec-teacher-translate-op"]
+        == "h100"
+    )
     assert moved["exec-judge-filter-op"] == moved["exec-corpus-translate-op"] == "a100"
 
 

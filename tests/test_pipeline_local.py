@@ -91,6 +91,7 @@ def test_tiny_pipeline_prepares_every_source_and_tracks_it(tiny_run: tuple[Path,
     assert set(stages) == {
         *(f"prepare-{k}" for k in SOURCES),
         "quantize",
+        "validate_fp8",
         "bilingual_set",
         *(f"teacher_translate-{s}" for s in shards),
         *(f"judge_filter-{s}" for s in shards),
@@ -107,7 +108,7 @@ def test_tiny_pipeline_prepares_every_source_and_tracks_it(tiny_run: tuple[Path,
         "report-translation",
     }
     assert all(r.info.status == "FINISHED" for r in stages.values())
-    quant = stages["quantize"].data.metrics
+    quant = stages["validate_fp8"].data.metrics
     assert {"quant.chrf_source", "quant.chrf_fp8", "quant.chrf_delta", "quant.size_fp8_bytes"} <= set(quant)
     assert quant["quant.size_fp8_bytes"] < quant["quant.size_source_bytes"]
     assert quant["quant.speedup"] > 0 and quant["quant.report_speedup"] == 2.0

@@ -10,15 +10,14 @@ from pathlib import Path
 import pytest
 
 from hala.errors import HalaError
-from hala.quantize import (
-    QuantizationError,
+from hala.fp8_check import (
     QuantizationGateError,
     TimedTranslations,
     ValidationReport,
     dir_size_bytes,
-    quantize_fp8,
     validate_fp8,
 )
+from hala.quantize import QuantizationError, quantize_fp8
 from hala.translate.engines import Generation
 
 # Every nn.Linear of the tiny teacher except lm_head: attention q/k/v/out, conv in/out, MLP w1/w2/w3.
@@ -270,11 +269,12 @@ def test_stage_times_warm_generation_only_and_counts_tokens(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from hala.config import load_preset
-    from hala.stages import quantize
+    from hala.stages import validate_fp8
     from hala.translate import factory
 
     monkeypatch.setattr(factory, "make_engine", lambda model_dir, cfg: _SlowStartEngine())
-    done = quantize.translate_with_model(quantize.settings(load_preset("tiny")), Path("teacher"), SOURCES)
+    settings = validate_fp8.settings(load_preset("tiny"))
+    done = validate_fp8.translate_with_model(settings, Path("teacher"), SOURCES)
     assert done.texts == ["النص العربي هنا."] * 3
     assert done.output_tokens == 3 * 4  # the warm-up call is not counted
     assert 0 < done.seconds < 0.3  # neither the engine's start nor its first call is timed

@@ -158,7 +158,7 @@ def write_store(root: Path, preset: Preset) -> Store:
         metrics={"opus100.read": 20, "opus100.kept": 19, "opus100.quarantined.duplicate_id": 1},
     )
     stage(
-        "quantize",
+        "validate_fp8",
         1,
         12,
         params={"quant.timing_device": "cuda"},
@@ -281,7 +281,9 @@ def test_compute_is_wall_time_times_gpus_times_price(store: Store) -> None:
     assert rows["bilingual_set"].status == "NOT RUN" and rows["bilingual_set"].attempts == 0
     assert rows["register-hala-translator-tiny"].reused_from == "feedbeef0000"
     cats = by_category(list(rows.values()))
-    assert cats["translation"].gpu_hours == pytest.approx(0.4 + 1.0 + 1.2)  # quantize + both teacher shards
+    assert cats["translation"].gpu_hours == pytest.approx(
+        0.4 + 1.0 + 1.2
+    )  # the FP8 check + both teacher shards
     assert cats["translation"].cost == pytest.approx(5.2)
     assert cats["total"].cost == pytest.approx(69.2)
 

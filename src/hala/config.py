@@ -77,7 +77,16 @@ class DataConfig(_Strict):
 class EngineConfig(_Strict):
     """How a stage generates: the engine, decoding limits, batching and (vLLM) GPU settings."""
 
+    def on_gpu(self) -> bool:
+        """Whether the stage's pod asks for GPUs (``tensor_parallel_size`` of them)."""
+        return self.kind == "vllm" or self.device == "gpu"
+
+
     kind: Literal["vllm", "transformers"] = Field(description="vllm on GPU pools, transformers on CPU")
+    device: Literal["auto", "gpu"] = Field(
+        default="auto",
+        description="auto: vllm on GPUs, transformers on CPU; gpu: transformers on the pool's GPUs too",
+    )
     max_new_tokens: int = Field(gt=0, description="generation limit per prose segment")
     max_input_tokens: int = Field(gt=0, description="segments longer than this are split")
     batch_size: int = Field(default=16, gt=0, description="transformers batch size (vLLM batches itself)")

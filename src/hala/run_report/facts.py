@@ -3,7 +3,7 @@
 Metric names read (logged by the stages): ``<source>.read|kept|quarantined.<reason>`` on
 ``prepare-<source>``; ``teacher.*``, ``judge.*`` and ``corpus.<source>.*`` (``read``, ``kept``,
 ``quarantined.<reason>``) on the translation and judge shards; ``judge.*`` and ``bilingual.*`` on
-``bilingual_set``; ``quant.*`` on ``quantize``; ``eval.<variant>.<task>`` on ``report-<size>`` (points)
+``bilingual_set``; ``quant.*`` on ``validate_fp8``; ``eval.<variant>.<task>`` on ``report-<size>`` (points)
 or ``eval.<task>`` on ``evaluate-<size>-<variant>`` (fractions; ``eval.parameters``, when logged there,
 is the model's parameter count for Table 1's Params column); ``translation.*`` on
 ``translation_eval-<system>``.

@@ -1,8 +1,9 @@
 """The stages of a pipeline run as the report sees them: names, kinds, cost categories and placement.
 
 Every stage opens one nested MLflow run named ``<kind>-<detail>`` under the parent run (see
-``hala.tracking.stage_run``): ``prepare-<source>``, ``quantize``, ``teacher_translate-<shard>``,
-``judge_filter-<shard>``, ``bilingual_set``, ``sft-<role>``, ``register-<model name>``,
+``hala.tracking.stage_run``): ``prepare-<source>``, ``quantize``, ``validate_fp8``,
+``teacher_translate-<shard>``, ``judge_filter-<shard>``, ``bilingual_set``, ``sft-<role>``,
+``register-<model name>``,
 ``translation_eval-<system>``, ``report-translation``, ``corpus_translate-<source>-<shard>``,
 ``corpus`` (assembly), ``contamination``, ``merge-<size>``, ``evaluate-<size>-<variant>`` and
 ``report-<size>``.
@@ -27,6 +28,7 @@ CATEGORIES = (TRANSLATION, TRAINING, EVALUATION, OTHER)
 
 _CATEGORY_OF_KIND = {
     "quantize": TRANSLATION,
+    "validate_fp8": TRANSLATION,
     "teacher_translate": TRANSLATION,
     "judge_filter": TRANSLATION,
     "corpus_translate": TRANSLATION,
@@ -65,7 +67,7 @@ def expected_stages(preset: Preset) -> list[str]:
     """Every stage run a complete pipeline run of ``preset`` opens, in pipeline order."""
     shards = range(preset.data.num_shards)
     names = [f"prepare-{key}" for key in preset.enabled_sources()]
-    names += ["quantize", *(f"teacher_translate-{i}" for i in shards)]
+    names += ["quantize", "validate_fp8", *(f"teacher_translate-{i}" for i in shards)]
     names += [f"judge_filter-{i}" for i in shards]
     names += ["bilingual_set", f"sft-{TRANSLATOR_ROLE}", f"register-{preset.translator.registered_name}"]
     names += [f"translation_eval-{system}" for system in TRANSLATION_SYSTEMS]
@@ -85,8 +87,8 @@ def pool_gpus(pool: NodePool) -> int:
 
 
 def _engine_placement(preset: Preset, engine: EngineConfig, pool: str) -> Placement:
-    """A generation stage: ``pool`` with one GPU per tensor-parallel rank under vLLM, else the data pool."""
-    if engine.kind != "vllm":
+    """A generation stage: ``pool`` with one GPU per tensor-parallel rank on GPUs, else the data pool."""
+    if not engine.on_gpu():
         return Placement("data_pool", pool_gpus(preset.cluster.data_pool))
     return Placement(pool, engine.tensor_parallel_size)
 
@@ -110,7 +112,7 @@ def placement(name: str, preset: Preset) -> Placement:
     """Where the stage run ``name`` ran under ``preset``, as ``pipelines/graph.py`` places it."""
     kind, detail = stage_kind(name), stage_detail(name)
     cluster = preset.cluster
-    if kind in {"quantize", "teacher_translate"}:
+    if kind in {"quantize", "validate_fp8", "teacher_translate"}:
         return _engine_placement(preset, preset.teacher.engine, cluster.teacher_pool)
     if kind == "judge_filter":
         return _engine_placement(preset, preset.judge.engine, "translation_pool")

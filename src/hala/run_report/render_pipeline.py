@@ -140,17 +140,19 @@ def _examples(bilingual: dict[str, float]) -> int | None:
 
 def fp8_section(snapshot: Snapshot) -> str:
     """The FP8 teacher's validation: quality against the source model, size, warm speed and speedup."""
-    run = snapshot.latest().get("quantize")
+    run = snapshot.latest().get("validate_fp8")
     quant = facts.prefixed(run, "quant")
     if run is None or not quant:
-        return m.section("fp8", "FP8 teacher validation", m.note("quantize did not run or logged no figures"))
+        return m.section(
+            "fp8", "FP8 teacher validation", m.note("validate_fp8 did not run or logged no figures")
+        )
     rows = [
         [key, m.figure(value), f"~{reference.FP8_SPEEDUP:g}x" if key == "speedup" else ""]
         for key, value in quant.items()
         if key != "report_speedup"
     ]
     device = run.params.get("quant.timing_device", "?")
-    intro = f"<p>quantize: {m.status(run.status)}; timed on {m.esc(device)}.</p>"
+    intro = f"<p>validate_fp8: {m.status(run.status)}; timed on {m.esc(device)}.</p>"
     return m.section(
         "fp8",
         "FP8 teacher validation (quant.*)",

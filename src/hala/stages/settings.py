@@ -25,6 +25,7 @@ STAGE_MODULES = {
     "fetch": "fetch",
     "prepare": "prepare",
     "quantize": "quantize",
+    "validate_fp8": "validate_fp8",
     "teacher_translate": "teacher",
     "judge_filter": "judge",
     "bilingual_set": "bilingual",
