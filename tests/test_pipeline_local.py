@@ -276,7 +276,8 @@ def test_a_changed_gate_reruns_only_the_gates(tiny_run: tuple[Path, LocalRun]) -
         root, "ci-tiny-gate", params={"gate_max_task_drop": 99.0, "gate_min_average_gain": -99.0}
     )
     assert _executed(gated) == BOOKKEEPING | REPORTS
-    version = MlflowClient().get_model_version_by_alias("hala-tiny", "candidate")
+    client = MlflowClient(gated.tracking_uri, registry_uri=gated.tracking_uri)
+    version = client.get_model_version_by_alias("hala-tiny", "candidate")
     reasons = json.loads(version.tags["hala.gate.reasons"])
     assert not any("average" in r or "drop" in r for r in reasons)  # judged by the new gate
 
