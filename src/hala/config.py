@@ -81,7 +81,6 @@ class EngineConfig(_Strict):
         """Whether the stage's pod asks for GPUs (``tensor_parallel_size`` of them)."""
         return self.kind == "vllm" or self.device == "gpu"
 
-
     kind: Literal["vllm", "transformers"] = Field(description="vllm on GPU pools, transformers on CPU")
     device: Literal["auto", "gpu"] = Field(
         default="auto",
