@@ -287,6 +287,39 @@ class MlflowServer:
         return None if rows[0][0] is None else int(rows[0][0])
 
 
+def start_server(command: list[str], env: dict[str, str], root: Path) -> subprocess.Popen[bytes]:
+    """Start a server in its own process group (so stopping it ends every worker), logging to root."""
+    log = (root / "server.log").open("w")
+    return subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
+    )
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_s: float = 240) -> None:
+    """Wait until ``url/health`` answers; fail with the server's log if it exits or takes too long.
+
+    A cold start of ``mlflow server`` on two shared cores took up to a minute here.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not _health(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the server at {url} did not start:\n{log_path.read_text()[-4000:]}")
+        time.sleep(0.3)
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server started by :func:`start_server`, and any worker that outlives it."""
+    with contextlib.suppress(ProcessLookupError):  # it may have exited already
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    with contextlib.suppress(ProcessLookupError):  # a worker that outlived the server
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 def _health(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
@@ -332,31 +365,14 @@ def mlflow_postgres(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
         *("--allowed-hosts", f"127.0.0.1:{port},localhost:{port}"),
     ]
     log_path = root / "server.log"
-    log = log_path.open("w")
-    # Its own process group, so teardown ends the server and every worker it started.
-    process = subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
-    )
+    process = start_server(command, env, root)
     try:
-        deadline = time.monotonic() + 240  # two shared cores: a cold start can take a minute
-        while not _health(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server on PostgreSQL did not start:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.3)
+        wait_healthy(url, process, log_path)
         server = MlflowServer(url, ADMIN, ADMIN_PASSWORD, backend, auth_db, root / "artifacts", log_path)
         _warm_up(server)
         yield server
     finally:
-        with contextlib.suppress(ProcessLookupError):  # it may have exited already
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        with contextlib.suppress(ProcessLookupError):  # a worker that outlived the server
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+        stop_server(process)
 
 
 def _warm_up(server: MlflowServer) -> None:

@@ -4,16 +4,11 @@ import json
 import shutil
 from pathlib import Path
 
-import mlflow
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file, save_file
 
-from hala import registry
-from hala.config import load_preset
 from hala.merge import MergeError, check_mergeable, slerp_merge
-from hala.registration import register_model
 
 
 def _shifted_copy(src: Path, dst: Path, scale: float) -> Path:
@@ -61,41 +56,3 @@ def test_merge_refuses_other_architectures_and_shapes(tiny_models: dict[str, Pat
     save_file(weights, reshaped / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(MergeError, match=f"tensor {name} has shape"):
         check_mergeable(reshaped, base)
-
-
-def test_register_creates_versions_and_moves_candidate(
-    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    client = MlflowClient()
-    parent = client.create_run(client.create_experiment("hala-tiny")).info.run_id
-    preset = load_preset("tiny")
-    lineage = json.dumps({"data_fingerprint": "abc", "examples_kept": 10})
-    versions = [
-        register_model(
-            tiny_models["student"],
-            "hala-tiny",
-            parent,
-            kfp_run_id=f"kfp-{i}",
-            preset=preset,
-            role="student",
-            base_model="tiny:student",
-            base_revision="main",
-            lineage=lineage,
-        )
-        for i in (1, 2)
-    ]
-    assert versions == ["1", "2"]
-    latest = client.get_model_version_by_alias("hala-tiny", registry.CANDIDATE_ALIAS)
-    assert str(latest.version) == "2"
-    assert latest.tags[registry.TAG_PIPELINE_RUN] == "kfp-2"
-    assert latest.tags[registry.TAG_PRESET] == "tiny"
-    assert latest.tags[registry.TAG_PRESET_FINGERPRINT] == preset.fingerprint()
-    assert latest.tags[registry.TAG_BASE_MODEL] == "tiny:student"
-    assert json.loads(latest.tags[registry.TAG_DATA_LINEAGE])["data_fingerprint"] == "abc"
-    # The registered files are the model: it loads back from the registry.
-    local = mlflow.artifacts.download_artifacts(
-        f"models:/hala-tiny@{registry.CANDIDATE_ALIAS}", dst_path=str(tmp_path / "dl")
-    )
-    assert (Path(local) / "model.safetensors").exists()

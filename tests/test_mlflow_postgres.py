@@ -59,20 +59,22 @@ def _as_admin(mlflow_postgres: MlflowServer, monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.fixture
-def tracked(
-    mlflow_postgres: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[str, str]:
+def tracked(mlflow_postgres: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """test_eval_report's fixture on this server (a served store takes ``runs:/`` sources, not paths)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_postgres.url)
     mlflow.set_tracking_uri(mlflow_postgres.url)
-    preset = load_preset("tiny")
-    parent = tracking.start_pipeline_run(preset.tracking.experiment, "t", {}, "kfp-1")
+    parent = start_parent(load_preset("tiny"), "t", "kfp-tracked", tmp_path, monkeypatch)
     client = tracking.registry_client()
+    folders = {}
     for name in ("hala-tiny", "hala-translator-tiny"):
         client.create_registered_model(name)
         client.create_model_version(name, source=f"runs:/{parent}/model", run_id=parent)
-    return preset.to_json(), parent
+        folder = tmp_path / f"registered-{name}"
+        folder.mkdir()
+        (folder / register.REGISTERED_FILE).write_text(json.dumps({"name": name, "version": "1"}))
+        folders[name] = str(folder)
+    return folders
 
 
 client = test_promotion.client

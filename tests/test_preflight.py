@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -17,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from pg_server import start_server, stop_server, wait_healthy
 
 from hala.errors import HalaError
 from hala.preflight import PreflightError, preflight, required_env_for
@@ -60,23 +58,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
         *("--allowed-hosts", f"localhost:{port}"),
     ]
-    log = (root / "server.log").open("w")
-    # Its own process group, so teardown ends the server and every worker it started.
-    process = subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
-    )
+    process = start_server(command, env, root)
     try:
-        deadline = time.monotonic() + 240  # two shared cores: a cold start took up to a minute here
-        while True:
-            assert process.poll() is None, (root / "server.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "mlflow server did not start"
-            time.sleep(0.5)
+        wait_healthy(f"http://127.0.0.1:{port}", process, root / "server.log")
         uri = f"http://localhost:{port}"
         # Warm up: the first authenticated request (workers importing, auth tables) can take long here.
         with pytest.MonkeyPatch.context() as patch:
@@ -86,15 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             MlflowClient(uri).search_experiments(max_results=1)
         yield uri
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        with contextlib.suppress(ProcessLookupError):  # a worker that outlived the server
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+        stop_server(process)
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -19,6 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from pg_server import start_server, stop_server, wait_healthy
 
 from hala import registry
 from hala.errors import HalaError
@@ -38,48 +35,18 @@ def _free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mlflow-server")
     port = _free_port()
-    log = (root / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'db.sqlite'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: teardown stops the server and its workers
-    )
+    command = [
+        *(str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'db.sqlite'}"),
+        *("--artifacts-destination", str(root / "artifacts")),
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+    ]
+    process = start_server(command, dict(os.environ), root)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300  # minutes on a loaded 2-core machine
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"MLflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_healthy(url, process, root / "server.log", timeout_s=300)  # minutes on a loaded 2-core machine
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        stop_server(process)
 
 
 @pytest.fixture
@@ -413,8 +380,7 @@ def test_policy_is_data_and_validated(
 ) -> None:
     shipped = promotion.load_policy()
     assert (
-        promotion.POLICY_PATH.name == "promotion_policy.yaml"
-        and promotion.POLICY_PATH.parent.name == "mlflow"
+        promotion.POLICY_PATH.name == "promotion_policy.yaml" and promotion.POLICY_PATH.parent.name == "ops"
     )
     assert shipped.aliases["champion"].required_verdict == registry.GATE_PASS
 

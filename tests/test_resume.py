@@ -18,6 +18,8 @@ from conftest import FIXTURES
 from hala.config import load_preset
 from hala.prepare import prepare_source
 from hala.sources import SOURCES
+from hala.stages import teacher
+from hala.stages.context import ENV_EXPERIMENT, ENV_RUN_ID, ENV_WORK_ROOT, work_key
 from hala.translate.resume import process_shard
 
 pytestmark = pytest.mark.slow
@@ -25,11 +27,13 @@ pytestmark = pytest.mark.slow
 SCRIPT = """
 import sys
 from hala import tracking
-from hala.translate import stages
-preset_json, model, prepared, work_root, out = sys.argv[1:6]
+from hala.stages import teacher
+from hala.stages.shards import ShardPaths
+settings_json, model, prepared, out = sys.argv[1:5]
 if tracking.find_pipeline_run("hala-tiny", "kfp-resume") is None:
     tracking.start_pipeline_run("hala-tiny", "r", {}, "kfp-resume")
-stages.teacher_translate(stages.ShardTask(preset_json, "kfp-resume", work_root, 0, model, prepared, out))
+settings = teacher.TeacherSettings.model_validate_json(settings_json)
+teacher.run(settings, ShardPaths(0, model, prepared, out))
 """
 
 
@@ -47,21 +51,21 @@ def test_killed_shard_resumes_and_every_id_lands_once(
     prepare_source(SOURCES["openorca"], str(FIXTURES / "openorca"), prepared, num_shards=shards)
     inputs = _ids(prepared / "shards" / f"shard-00000-of-{shards:05d}.parquet")
     work_root, out = tmp_path / "work", tmp_path / "out"
-    work = work_root / "kfp-resume" / "teacher_translate" / "shard-00000"
-    settings = json.loads(preset.to_json())
-    settings["teacher"]["engine"]["checkpoint_records"] = 2  # many small parts: the kill lands between two
+    settings = teacher.settings(preset)
+    # many small parts: the kill lands between two
+    engine = settings.engine.model_copy(update={"checkpoint_records": 2})
+    settings = settings.model_copy(update={"engine": engine})
+    key = work_key(settings.to_json(), [str(tiny_models["teacher"]), str(prepared)])
+    work = work_root / "teacher_translate" / key / "shard-00000"
     model = str(tiny_models["teacher"])
-    args = [
-        sys.executable,
-        "-c",
-        SCRIPT,
-        json.dumps(settings),
-        model,
-        str(prepared),
-        str(work_root),
-        str(out),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-c", SCRIPT, settings.to_json(), model, str(prepared), str(out)]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        ENV_RUN_ID: "kfp-resume",
+        ENV_EXPERIMENT: "hala-tiny",
+        ENV_WORK_ROOT: str(work_root),
+    }
 
     first = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300

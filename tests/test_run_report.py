@@ -38,8 +38,9 @@ ARABIC = "ما هي عاصمة فرنسا؟"
 
 
 def gpu_preset(prices: dict[str, float] | None = None) -> Preset:
-    """The tiny preset with a vLLM teacher (2 GPUs, translation pool) and an 8-GPU translator SFT."""
+    """Tiny with 2 shards, a vLLM teacher (2 GPUs, translation pool) and an 8-GPU translator SFT."""
     raw = json.loads(load_preset("tiny").to_json())
+    raw["data"]["num_shards"] = 2  # the store has two shards of a stage
     raw["teacher"]["engine"].update(kind="vllm", tensor_parallel_size=2)
     raw["translator"]["training"].update(gpus=8, effective_batch_size=64)
     raw["cluster"]["teacher_pool"] = "translation_pool"
