@@ -147,6 +147,7 @@ def translation_report_op(
     teacher: dsl.Input[dsl.Dataset],
     teacher_fp8: dsl.Input[dsl.Dataset],
     registered: dsl.Input[dsl.Artifact],
+    fp8_check: dsl.Input[dsl.Dataset],
     table: dsl.Output[dsl.Markdown],
     report: dsl.Output[dsl.Dataset],
 ) -> str:
@@ -159,7 +160,8 @@ def translation_report_op(
         teacher: the teacher's result (FP16).
         teacher_fp8: the FP8 teacher's result.
         registered: the translator's registered version.
-        table: Table 2 as the report lays it out, with the gate verdict.
+        fp8_check: the FP8 teacher's validation (its figures close the table).
+        table: Table 2 as the report lays it out, with the gate verdict and the FP8 check.
         report: the table as markdown and CSV.
 
     Returns:
@@ -176,7 +178,11 @@ def translation_report_op(
         "teacher_fp8": teacher_fp8.path,
     }
     done = translation_report.run(
-        translation_report.TranslationReportSettings.parse(settings), dirs, registered.path, report.path
+        translation_report.TranslationReportSettings.parse(settings),
+        dirs,
+        registered.path,
+        fp8_check.path,
+        report.path,
     )
     Path(table.path).write_text(done.markdown, encoding="utf-8")
     return done.verdict

@@ -258,6 +258,7 @@ def build_pipeline(preset: Preset, preset_file_hash: str = "") -> Callable[..., 
             table2 = translation_report_op(
                 settings=slices["translation_report"],
                 registered=translator_version.outputs["registered"],
+                fp8_check=validated.outputs["report"],
                 **{s: t.outputs["result"] for s, t in results.items()},
             )
             once(table2.set_display_name("report translation (Table 2)"))

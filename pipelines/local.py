@@ -57,6 +57,7 @@ class LocalRun:
     experiment: str
     seconds: float
     tasks: list[TaskTime] = field(default_factory=list)
+    run_folder: Path | None = None  # this run's outputs under the pipeline root (kfp.local names it)
 
     def slowest(self, n: int = 10) -> list[TaskTime]:
         """The ``n`` tasks with the longest wall time, longest first."""
@@ -68,8 +69,8 @@ class LocalRun:
 
     def report_page(self) -> Path | None:
         """The run's report page (the finish task's HTML output), when it was written."""
-        pages = sorted(self.pipeline_root.glob("*/finish-op/report"), key=lambda p: p.stat().st_mtime)
-        return pages[-1] if pages else None
+        page = self.run_folder / "finish-op" / "report" if self.run_folder else None
+        return page if page is not None and page.is_file() else None
 
 
 def count_tasks(spec: pipeline_spec_pb2.PipelineSpec) -> int:
@@ -184,6 +185,7 @@ def run_local(
     runner = local.SubprocessRunner(use_venv=False)
     local.init(runner=runner, pipeline_root=str(pipeline_root), enable_caching=cache)
     pipeline = build_pipeline(preset, preset_file_hash(preset_name))
+    earlier = set(pipeline_root.iterdir()) if pipeline_root.is_dir() else set()
     start = time.perf_counter()
     original_print = builtins.print
     main = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
@@ -210,6 +212,9 @@ def run_local(
         experiment=preset.tracking.experiment,
         seconds=time.perf_counter() - start,
         tasks=clock.tasks,
+        run_folder=next(
+            iter(sorted(set(pipeline_root.iterdir()) - earlier - {pipeline_root / ".kfp_cache"})), None
+        ),
     )
 
 

@@ -73,8 +73,7 @@ def shard_totals(runs: list[Run]) -> dict[str, dict[str, float]]:
 
 def report_tables(run: LocalRun) -> list[str]:
     """The run's report tables (Table 1 per student size, then Table 2) as markdown."""
-    page = run.report_page()
-    folder = page.parent.parent if page else None
+    folder = run.run_folder
     if folder is None:
         return []
     tables = sorted(folder.glob("benchmark-report-op*/table")) + sorted(

@@ -191,8 +191,19 @@ def test_translation_report_gates_the_translator_on_chrf(tmp_path: Path, tracked
         result = {"n": 16, "bleu": 1.0, "chrf": chrf, "rouge_l": 0.0, "rouge_l_arabic": 5.0}
         (folder / "result.json").write_text(json.dumps(result))
         dirs[system] = str(folder)
-    done = translation_report.run(settings, dirs, tracked["hala-translator-tiny"], str(tmp_path / "out"))
+    fp8 = tmp_path / "fp8"
+    fp8.mkdir()
+    figures = {"chrf_source": 61.0, "chrf_fp8": 60.5, "chrf_delta": -0.5, "size_source_bytes": 2**21}
+    (fp8 / "validation.json").write_text(json.dumps({f"quant.{k}": v for k, v in figures.items()}))
+    with pytest.raises(HalaError, match=r"validation.json: not the FP8 check's figures .*size_fp8_bytes"):
+        translation_report.run(settings, dirs, tracked["hala-translator-tiny"], str(fp8), str(tmp_path / "x"))
+    figures["size_fp8_bytes"] = 2**20
+    (fp8 / "validation.json").write_text(json.dumps({f"quant.{k}": v for k, v in figures.items()}))
+    done = translation_report.run(
+        settings, dirs, tracked["hala-translator-tiny"], str(fp8), str(tmp_path / "out")
+    )
     assert done.verdict == "fail" and "25.00 < minimum 30.00" in done.reasons[0]
+    assert "chrF++ 61.00 (source) vs 60.50 (FP8), delta -0.50; weights 2.0 MiB -> 1.0 MiB" in done.markdown
     uri = tracking.tracking_uri()
     version = MlflowClient(uri, registry_uri=uri).get_model_version("hala-translator-tiny", "1")
     assert version.tags[registry.TAG_GATE_VERDICT] == "fail" and version.tags["translation.chrf"] == "25.00"

@@ -349,6 +349,20 @@ def test_a_reused_stage_shows_its_producers_curves_and_links_to_it(store: Store)
     assert 'id="chart-sft-tiny"' in page and f"reused the outputs of run {reused.reused_from}" in page
 
 
+def test_a_rerun_that_reused_a_register_stage_lists_the_version_it_reused(store: Store) -> None:
+    """A cached rerun registers nothing new: its page lists the version the earlier run registered."""
+    exp = store.client.get_run(store.parent).info.experiment_id
+    earlier = store.client.create_run(exp, start_time=T0 - 900 * MIN, run_name="earlier-reg").info.run_id
+    producer = _stage(store.client, exp, earlier, "register-hala-reused", -800, 1)
+    version = _register(store.client, "hala-reused", producer, earlier, {registry.TAG_ROLE: "student"})
+    rerun = store.client.create_run(exp, start_time=T0 - 100 * MIN, run_name="rerun").info.run_id
+    _stage(store.client, exp, rerun, "register-hala-reused", -90, 0.1, tags={"hala.reused_from": producer})
+    versions = gather(rerun, store.client).versions
+    assert [(v.name, v.version) for v in versions] == [("hala-reused", version)]
+    assert gather(earlier, store.client).versions == versions  # the run that registered it lists it too
+    assert 'id="models"' in build_report(rerun, store.client)
+
+
 def test_page_of_a_run_that_failed_before_any_stage(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)

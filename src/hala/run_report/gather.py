@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import tempfile
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -186,11 +186,20 @@ def table2_samples(client: MlflowClient, run: RunInfo, limit: int = SAMPLE_ITEMS
     return [{k: str(row.get(k) or "") for k in keys} for row in rows]
 
 
-def registered_versions(client: MlflowClient, parent_run_id: str) -> list[VersionInfo]:
-    """The model versions tagged with this run (``hala.mlflow_run``), with their aliases."""
-    found = client.search_model_versions(f"tags.`{registry.TAG_MLFLOW_RUN}` = '{parent_run_id}'")
+def registered_versions(
+    client: MlflowClient, parent_run_id: str, reused_from: Sequence[str] = ()
+) -> list[VersionInfo]:
+    """The model versions of this run, with their aliases.
+
+    Those it registered (tagged ``hala.mlflow_run`` with its parent run), and those an earlier run
+    registered whose register stage this run reused from KFP's cache (``reused_from``: the
+    producing register runs).
+    """
+    filters = [f"tags.`{registry.TAG_MLFLOW_RUN}` = '{parent_run_id}'"]
+    filters += [f"run_id = '{run_id}'" for run_id in reused_from]
+    found = {(v.name, int(v.version)): v for f in filters for v in client.search_model_versions(f)}
     versions = []
-    for item in sorted(found, key=lambda v: (v.name, int(v.version))):
+    for _, item in sorted(found.items()):
         full = client.get_model_version(item.name, item.version)  # search results carry no aliases
         versions.append(VersionInfo(item.name, str(item.version), list(full.aliases), dict(full.tags)))
     return versions
@@ -229,5 +238,8 @@ def gather(parent_run_id: str, client: MlflowClient, preset: Preset | None = Non
             snapshot.histories[name] = metric_histories(client, source, SFT_CURVES)
         elif name.startswith("translation_eval-") and run.status == "FINISHED":
             snapshot.samples[name.split("-", 1)[1]] = table2_samples(client, source)
-    snapshot.versions = registered_versions(client, parent_run_id)
+    reused = [
+        r.reused_from for n, r in snapshot.latest().items() if n.startswith("register-") and r.reused_from
+    ]
+    snapshot.versions = registered_versions(client, parent_run_id, reused)
     return snapshot
