@@ -315,9 +315,9 @@ def test_the_tiny_runs_report_page_renders_every_table_and_chart(
     assert {"chart-table1-tiny", "chart-funnel", "chart-sft-translator", "chart-sft-tiny"} <= set(images)
     assert all(i["ok"] and i["shown"] for i in images.values()), images  # no broken image
     tables = {t["id"]: t for t in probe["tables"]}
-    assert {"table1-tiny", "table2", "models", "funnel", "sft", "judge", "fp8", "stages", "lineage"} <= set(
-        tables
-    )
+    assert {"table1-tiny", "table2", "models", "funnel", "sft", "judge", "fp8", "lineage"} <= set(tables)
+    # A clean cold run: every stage finished in one attempt, said in a line rather than a table.
+    assert "stages" not in tables and "stages finished, each in one attempt" in page.read_text()
     assert all(t["rows"] > 0 and t["shown"] for t in tables.values()), tables
     shot = screenshot(page, folder / "tiny_run_report.png", min(int(probe["height"]) + 40, 16000), folder)
     print(f"\ntiny run report screenshot: {shot} (page {page}, {WIDTH} px wide)")
