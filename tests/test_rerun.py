@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     return hala_parser()
 
 
+@pytest.mark.component  # compiles the whole pipeline, as test_compile does
 def test_rerun_compiles_the_recorded_preset_byte_for_byte(
     store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

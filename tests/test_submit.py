@@ -265,6 +265,11 @@ def test_schedule_refuses_a_bad_cron_before_uploading(tiny_package: Path) -> Non
     assert fake.calls == []
 
 
+# The CLI compiles the whole pipeline in-process (about 11 s each): the component tier, as test_compile.
+COMPILES = pytest.mark.component
+
+
+@COMPILES
 def test_cli_submit_compiles_the_preset_and_prints_the_link(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -309,6 +314,7 @@ def test_cli_submit_compiles_the_preset_and_prints_the_link(
     assert "t0k" not in out
 
 
+@COMPILES
 def test_cli_schedule_and_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     fake = FakeKfp(existing_pipeline="pipe-7")
     monkeypatch.setattr(ops, "connect", lambda conn: fake)
@@ -529,6 +535,7 @@ def test_cli_refuses_an_old_backend_before_compiling_or_uploading(
     assert len(fake._healthz_api.calls) == 1
 
 
+@COMPILES
 def test_cli_allow_old_backend_warns_and_submits(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -541,6 +548,7 @@ def test_cli_allow_old_backend_warns_and_submits(
     assert "warning: Kubeflow Pipelines backend 2.15.0 is older than 2.17.0" in err
 
 
+@COMPILES
 def test_cli_dev_backend_warns_and_submits(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
