@@ -26,15 +26,11 @@ _COUNTS = re.compile(r"^(read|kept|quarantined|resumed)(\..+)?$|^verdict\.(accep
 def stage_runs(run: LocalRun) -> list[Run]:
     """Every stage run (executed or reused) under the local run's parent MLflow run, in its store."""
     client = MlflowClient(run.tracking_uri)
-    experiment = client.get_experiment_by_name(run.experiment)
-    if experiment is None:
+    parent = tracking.find_pipeline_run(run.experiment, run.run_id, client)
+    if parent is None:
         return []
-    ids = [experiment.experiment_id]
-    parents = client.search_runs(ids, f"tags.`{tracking.KFP_RUN_TAG}` = '{run.run_id}'", max_results=1)
-    if not parents:
-        return []
-    parent = parents[0].info.run_id
-    return client.search_runs(ids, f"tags.mlflow.parentRunId = '{parent}'", max_results=50000)
+    experiment_id = client.get_run(parent).info.experiment_id
+    return client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent}'", max_results=50000)
 
 
 def source_counts(runs: list[Run]) -> list[dict[str, object]]:

@@ -155,9 +155,12 @@ def kill_open_runs(experiment: str, run_name: str) -> list[str]:
     return killed
 
 
-def find_pipeline_run(experiment: str, kfp_run_id: str) -> str | None:
-    """The parent run of a KFP run (by its tag), or None when the pipeline failed before creating it."""
-    client = _client()
+def find_pipeline_run(experiment: str, kfp_run_id: str, client: MlflowClient | None = None) -> str | None:
+    """The parent run of a KFP run (by its tag), or None when the pipeline failed before creating it.
+
+    ``client`` reads another store than :func:`tracking_uri` (a local run's own ``mlflow.db``).
+    """
+    client = client or _client()
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None

@@ -9,7 +9,6 @@ cache); its inputs name every stage Table 2 rests on, so a rerun's parent run li
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,10 +30,12 @@ def settings(preset: Preset) -> TranslationReportSettings:
 
 
 def fp8_line(validation_dir: str) -> str:
-    """The FP8 check's figures (``validate_fp8``'s validation.json) as one markdown line."""
-    path = Path(validation_dir) / "validation.json"
+    """The FP8 check's figures (what ``validate_fp8`` wrote) as one markdown line."""
+    from hala.stages.validate_fp8 import VALIDATION_FILE, read_validation
+
+    path = Path(validation_dir) / VALIDATION_FILE
     try:
-        m = json.loads(path.read_text(encoding="utf-8"))
+        m = read_validation(validation_dir)
         chrf = (m["quant.chrf_source"], m["quant.chrf_fp8"], m["quant.chrf_delta"])
         sizes = (m["quant.size_source_bytes"] / 2**20, m["quant.size_fp8_bytes"] / 2**20)
     except (OSError, ValueError, KeyError) as exc:

@@ -19,6 +19,8 @@ from hala.fp8_check import TimedTranslations, ValidationReport
 from hala.stages.settings import StageSettings
 from hala.translate.engines import Engine, Generation, GenerationSettings, Message
 
+VALIDATION_FILE = "validation.json"  # the stage's figures (``quant.*``) in its output folder
+
 
 class ValidateFP8Settings(StageSettings):
     """The gate and its sample, and how the teacher translates it."""
@@ -121,5 +123,10 @@ def run(
         metrics["quant.report_speedup"] = reference.FP8_SPEEDUP
         stage.log_metrics(metrics)
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / "validation.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        (Path(out_dir) / VALIDATION_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return report
+
+
+def read_validation(folder: str | Path) -> dict[str, float]:
+    """The figures a ``validate_fp8`` task wrote (``quant.*``)."""
+    return dict(json.loads((Path(folder) / VALIDATION_FILE).read_text(encoding="utf-8")))
