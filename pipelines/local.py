@@ -1,8 +1,9 @@
 """Run the pipeline on this machine through KFP's local runner (the embedded default).
 
-Tasks run as subprocesses of this interpreter and inherit its environment: ``hala run`` sets the
-pipeline run's id (``HALA_RUN_ID``), the work folder and the MLflow store there. Independent tasks run
-side by side, one per core (:mod:`hala_pipelines.local_dag`). KFP's local cache
+Tasks run as processes of this interpreter and inherit its environment: ``hala run`` sets the
+pipeline run's id (``HALA_RUN_ID``), the work folder and the MLflow store there. Each is forked from a
+warm starter that has imported the stack once (:mod:`hala_pipelines.warm_start`), and independent tasks
+run side by side, one per core (:mod:`hala_pipelines.local_dag`). KFP's local cache
 is on by default (``cache=False`` turns it off): a task whose settings and inputs did not change is
 reused from an earlier run in the same workdir, and its MLflow stage run is linked as reused.
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kfp import local
-from kfp.local import task_dispatcher
+from kfp.local import subprocess_task_handler, task_dispatcher
 from kfp.local.orchestrator import task_executor
 from kfp.pipeline_spec import pipeline_spec_pb2
 
@@ -34,6 +35,7 @@ from hala.run_params import apply_overrides
 from hala.stages.context import ENV_RUN_ID, ENV_WORK_ROOT
 from hala_pipelines.graph import build_pipeline
 from hala_pipelines.local_dag import concurrent_dags, limit_tasks
+from hala_pipelines.warm_start import Starter, run_task, warm_tasks
 
 
 @dataclass(frozen=True)
@@ -128,26 +130,58 @@ class _TaskClock:
             done, elapsed = len(self.tasks), time.perf_counter() - self.start
         mark = "" if task.status == "SUCCESS" else f" {task.status}"
         how = "" if task.executed else " (cached)"
-        print(
-            f"[{done}/{self.total}] {task.name} {task.seconds:.1f} s{how}{mark} (elapsed {elapsed:.0f} s)",
-            file=sys.stderr,
-            flush=True,
+        # Not print(): KFP indents print() while a task runs (and side by side tasks leave it indenting).
+        sys.stderr.write(
+            f"[{done}/{self.total}] {task.name} {task.seconds:.1f} s{how}{mark} (elapsed {elapsed:.0f} s)\n"
         )
+        sys.stderr.flush()
 
 
 @contextlib.contextmanager
 def _timed_tasks(total: int, slots: int) -> Iterator[_TaskClock]:
-    """Time the local runner's tasks, at most ``slots`` at once, independent ones side by side."""
+    """Time the local runner's tasks, at most ``slots`` at once, independent ones side by side.
+
+    Each task starts from a warm interpreter (:mod:`hala_pipelines.warm_start`).
+    """
     clock = _TaskClock(total)
     original, dispatch = task_executor.execute_single_task, task_dispatcher.run_single_task_implementation
     task_executor.execute_single_task = limit_tasks(clock.wrap(original), slots)
     task_dispatcher.run_single_task_implementation = clock.mark(dispatch)
     try:
-        with concurrent_dags():
+        with concurrent_dags(), started_warm():
             yield clock
     finally:
         task_executor.execute_single_task = original
         task_dispatcher.run_single_task_implementation = dispatch
+
+
+@contextlib.contextmanager
+def started_warm() -> Iterator[Starter]:
+    """While open, KFP's local runner starts component tasks from a warm starter (yielded)."""
+    spawn = subprocess_task_handler.run_local_subprocess
+    with warm_tasks() as starter:
+        subprocess_task_handler.run_local_subprocess = _through(starter, spawn)
+        try:
+            yield starter
+        finally:
+            subprocess_task_handler.run_local_subprocess = spawn
+
+
+def _through(starter: Starter, spawn: Callable[..., int]) -> Callable[..., int]:
+    """KFP's ``run_local_subprocess``, through ``starter`` wherever it takes the command."""
+
+    def run(full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
+        if not starter.takes(full_command):
+            return int(spawn(full_command=full_command, env_vars=env_vars))
+        code = run_task(starter.path, full_command, {**os.environ, **(env_vars or {})}, _echo)
+        print("\n")  # as KFP separates a task's output from what follows
+        return code
+
+    return run
+
+
+def _echo(line: str) -> None:
+    print(line, end="")  # KFP's print while a task runs (it indents the task's lines)
 
 
 def run_local(

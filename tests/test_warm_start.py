@@ -1,0 +1,97 @@
+"""Local tasks started from a warm interpreter (pipelines/warm_start.py) behave as KFP's subprocesses.
+
+The command shapes come from KFP itself: a component compiled by kfp 2.17, passed through the local
+runner's own ``replace_python_executable``, as ``SubprocessTaskHandler.run`` does before it starts one.
+"""
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kfp import dsl, local
+from kfp.dsl.python_component import PythonComponent
+from kfp.local.subprocess_task_handler import replace_python_executable
+
+from hala_pipelines.local import started_warm
+from hala_pipelines.warm_start import executor_argv
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def where(name: str) -> str:
+    """Which process ran the task, under which parent, with which environment and folder."""
+    import json
+    import os
+
+    return json.dumps(
+        {"pid": os.getpid(), "ppid": os.getppid(), "env": os.environ.get(name, ""), "cwd": os.getcwd()}
+    )
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def fails() -> str:
+    raise ValueError("this task fails on purpose")
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False, packages_to_install=["six"])
+def installs() -> str:
+    return "x"
+
+
+def _command(component: Any) -> list[str]:
+    """The container command and args KFP compiled ``component`` to, as the local runner runs them."""
+    container = component.component_spec.implementation.container
+    return replace_python_executable([*container.command, *container.args], sys.executable)
+
+
+def _pipeline_components() -> list[Any]:
+    """Every component of the pipeline (components/*.py)."""
+    import importlib
+
+    found = []
+    for path in sorted((Path(__file__).parents[1] / "components").glob("*.py")):
+        module = importlib.import_module(f"hala_components.{path.stem}")
+        found += [c for c in vars(module).values() if isinstance(c, PythonComponent) and c not in found]
+    return found
+
+
+def test_a_compiled_component_command_is_parsed_into_its_source_and_executor_arguments() -> None:
+    source, args = executor_argv(_command(where)) or ("", [])
+    assert "def where(name: str) -> str:" in source
+    assert args == ["--executor_input", "{{$}}", "--function_to_execute", "where"]
+
+
+def test_every_pipeline_component_is_started_warm() -> None:
+    components = _pipeline_components()
+    assert len(components) >= 15
+    assert [c.name for c in components if executor_argv(_command(c)) is None] == []
+
+
+def test_commands_it_cannot_start_exactly_are_left_to_kfp() -> None:
+    assert executor_argv(_command(installs)) is None  # a pip install first
+    container = where.component_spec.implementation.container
+    other = replace_python_executable([*container.command, *container.args], "/opt/other/python")
+    assert executor_argv(other) is None  # another interpreter
+    assert executor_argv(["python3", "-c", "print(1)"]) is None
+
+
+@pytest.mark.component
+def test_tasks_run_in_children_of_the_starter_with_their_environment_folder_and_exit_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    with started_warm() as starter:
+        monkeypatch.setenv("HALA_WARM_PROBE", "set after the starter started")
+        import json
+
+        first = json.loads(where(name="HALA_WARM_PROBE").output)
+        second = json.loads(where(name="HALA_WARM_PROBE").output)
+        assert first["ppid"] == second["ppid"] == starter.process.pid  # forked by the starter
+        assert first["pid"] != second["pid"]  # a process per task
+        assert first["env"] == "set after the starter started"  # the runner's environment at the task
+        assert first["cwd"] == os.getcwd()
+        with pytest.raises(RuntimeError, match="fails"):
+            fails()
+    assert starter.process.poll() is not None  # stopped with the run
