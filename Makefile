@@ -12,6 +12,9 @@ COMPILED := pipelines/compiled
 VLLM_VENV := .venv-vllm
 VLLM_BIN := $(VLLM_VENV)/bin
 VLLM_STAMP := $(VLLM_VENV)/.installed
+# Tests run on every core, a test file to a worker (a file's module fixtures, like the shared tiny run, are
+# built once); tests/conftest.py hands out the longest tiers first.
+XDIST := -n auto --dist loadfile
 PURELIB := import sysconfig; print(sysconfig.get_path('purelib'))
 
 $(STAMP): pyproject.toml requirements/local.txt
@@ -43,14 +46,14 @@ demo: $(STAMP)  ## run the whole pipeline locally on the tiny preset
 
 test: lint  ## the full suite: lint and types, then every test tier (what CI runs), then the vLLM tier
 	scripts/system_deps.sh
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest $(XDIST) --durations=15
 	$(MAKE) test-vllm
 
 test-vllm: $(VLLM_STAMP)  ## the vLLM tier in .venv-vllm: vLLM engine, judge, FP8 teacher, LightEval, tiny-vllm run
-	$(VLLM_BIN)/python -m pytest tests/vllm --durations=10
+	$(VLLM_BIN)/python -m pytest tests/vllm $(XDIST) --durations=10
 
 test-fast: $(STAMP)  ## the unit tier: no model trained, no server, no pipeline run
-	$(BIN)/python -m pytest -m unit -q --durations=10
+	$(BIN)/python -m pytest -m unit -q -n auto --durations=10
 
 LINTED := src components pipelines tests bench scripts fixtures/eval
 

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 # Imported before the first task is started (every task uses them) ...
 BASE_MODULES = (
@@ -59,6 +60,14 @@ SCRIPT = (
 _CODE = struct.Struct("!i")
 
 
+class _Request(TypedDict):
+    """What the runner sends the starter for one task."""
+
+    argv: list[str]  # executor_main's arguments
+    env: dict[str, str]
+    cwd: str
+
+
 def executor_argv(command: Sequence[str]) -> tuple[str, list[str]] | None:
     """A lightweight component's command -> (its component source, executor_main's argv); else None.
 
@@ -80,8 +89,11 @@ def executor_argv(command: Sequence[str]) -> tuple[str, list[str]] | None:
 # --- the starter process ----------------------------------------------------------------------------
 
 
-def _serve(path: str) -> None:
-    """Listen on ``path``; fork a task for each request; send each its exit status when it ends."""
+def _serve(path: str, runner: int) -> None:
+    """Listen on ``path``; fork a task for each request; send each its exit status when it ends.
+
+    ``runner`` is the run's process: when it is no longer this process's parent, the starter ends.
+    """
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
@@ -93,6 +105,8 @@ def _serve(path: str) -> None:
     selector.register(listener, selectors.EVENT_READ)
     waiting: dict[int, socket.socket] = {}
     while True:
+        if os.getppid() != runner:  # the run's process died without stopping us: end its tasks too
+            os.killpg(0, signal.SIGKILL)
         ready = selector.select(timeout=0 if idle else 0.05)
         if ready:
             connection, _ = listener.accept()
@@ -108,7 +122,7 @@ def _fork_task(listener: socket.socket, connection: socket.socket) -> int:
     message, fds, _, _ = socket.recv_fds(connection, size, 1)
     while len(message) < size:
         message += _recv_exactly(connection, size - len(message))
-    request = json.loads(message)
+    request: _Request = json.loads(message)
     pid = os.fork()
     if pid:
         os.close(fds[0])
@@ -118,16 +132,16 @@ def _fork_task(listener: socket.socket, connection: socket.socket) -> int:
     os._exit(_run_task(fds[0], request))  # never back into the loop
 
 
-def _run_task(output: int, request: dict[str, object]) -> int:
+def _run_task(output: int, request: _Request) -> int:
     """In the forked child: become the task process and run executor_main; its exit status."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.dup2(output, 1)
     os.dup2(output, 2)
     os.close(output)
     os.environ.clear()
-    os.environ.update(request["env"])  # type: ignore[arg-type]
-    os.chdir(str(request["cwd"]))
-    sys.argv = ["executor_main", *request["argv"]]  # type: ignore[misc]
+    os.environ.update(request["env"])
+    os.chdir(request["cwd"])
+    sys.argv = ["executor_main", *request["argv"]]
     code = 0
     try:
         runpy.run_module("kfp.dsl.executor_main", run_name="__main__", alter_sys=True)
@@ -140,9 +154,11 @@ def _run_task(output: int, request: dict[str, object]) -> int:
 
         traceback.print_exc()
         code = 1
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # what the interpreter does at exit: join threads, then atexit
         import atexit
+        import threading
 
+        threading._shutdown()  # type: ignore[attr-defined]
         atexit._run_exitfuncs()
     with contextlib.suppress(Exception):
         sys.stdout.flush()
@@ -188,7 +204,7 @@ def run_task(path: str, command: Sequence[str], env: dict[str, str], echo: Calla
     program = Path(tempfile.mkdtemp())
     module = program / "ephemeral_component.py"
     module.write_text(source)
-    request = {
+    request: _Request = {
         "argv": ["--component_module_path", str(module), *args],
         "env": {**env, "_KFP_RUNTIME": "true"},
         "cwd": os.getcwd(),
@@ -257,7 +273,8 @@ def warm_tasks() -> Iterator[Starter]:
     with tempfile.TemporaryDirectory(prefix="hala-warm-") as folder:
         path = str(Path(folder) / "starter.sock")
         process = subprocess.Popen(
-            [sys.executable, "-m", "hala_pipelines.warm_start", path], start_new_session=True
+            [sys.executable, "-m", "hala_pipelines.warm_start", path, str(os.getpid())],
+            start_new_session=True,
         )
         try:
             yield Starter(path, process)
@@ -268,4 +285,4 @@ def warm_tasks() -> Iterator[Starter]:
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1])
+    _serve(sys.argv[1], int(sys.argv[2]))

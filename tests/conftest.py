@@ -64,6 +64,7 @@ def pipeline_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 _TIERS = ("component", "e2e", "server")
+_ORDER = {"e2e": 0, "server": 1, "component": 2}
 # Fixtures that imply a tier wherever a test uses them (directly or through another fixture).
 _FIXTURE_TIERS = {
     "tiny_models": "component",
@@ -90,3 +91,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             tiers = implied
         for tier in tiers or {"unit"}:
             item.add_marker(getattr(pytest.mark, tier))
+    # Longest tiers first (whole runs, then servers, then tiny models): with `-n auto --dist loadfile`
+    # (make test) the files that take minutes start at once instead of last, on one core each.
+    items.sort(key=lambda item: min(_ORDER.get(m.name, len(_ORDER)) for m in item.iter_markers()))

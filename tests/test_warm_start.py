@@ -95,3 +95,34 @@ def test_tasks_run_in_children_of_the_starter_with_their_environment_folder_and_
         with pytest.raises(RuntimeError, match="fails"):
             fails()
     assert starter.process.poll() is not None  # stopped with the run
+
+
+@pytest.mark.component
+def test_the_starter_ends_with_its_run_even_when_the_run_is_killed() -> None:
+    import signal
+    import subprocess
+    import time
+
+    code = (
+        "from hala_pipelines.warm_start import warm_tasks\n"
+        "import time\n"
+        "with warm_tasks() as starter:\n"
+        "    print(starter.process.pid, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    run = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert run.stdout is not None
+    starter = int(run.stdout.readline())
+    run.send_signal(signal.SIGKILL)  # no finally runs: the starter notices on its own
+    run.wait()
+    deadline = time.monotonic() + 60
+    stat = Path(f"/proc/{starter}/stat")
+    while time.monotonic() < deadline:
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return  # ended; a zombie until whoever adopted it reaps it
+        except FileNotFoundError:
+            return
+        time.sleep(0.2)
+    os.kill(starter, signal.SIGKILL)
+    pytest.fail("the warm starter outlived its killed run by a minute")
