@@ -13,8 +13,9 @@ VLLM_VENV := .venv-vllm
 VLLM_BIN := $(VLLM_VENV)/bin
 VLLM_STAMP := $(VLLM_VENV)/.installed
 # Tests run on every core, a test file to a worker (a file's module fixtures, like the shared tiny run, are
-# built once); tests/conftest.py hands out the longest tiers first.
-XDIST := -n auto --dist loadfile
+# built once), in the order tests/conftest.py collects them: the longest tiers first (xdist would otherwise
+# start with the files that hold the most tests, and the whole tiny runs would start last).
+XDIST := -n auto --dist loadfile --no-loadscope-reorder
 PURELIB := import sysconfig; print(sysconfig.get_path('purelib'))
 
 $(STAMP): pyproject.toml requirements/local.txt

@@ -1,13 +1,14 @@
 """Start local tasks from a warm interpreter: fork a process that has already imported the stack.
 
 Every task of a local run is a new ``python3 -m kfp.dsl.executor_main`` process that imports KFP, MLflow,
-pyarrow and, in a model task, torch and transformers before its real work: about 3.5 s for the first
-three and 7 s more for the last two on this 2-core machine (``bench/task_overhead.py``), paid again by
-each of a tiny run's ~46 tasks. ``hala run`` instead starts one *warm starter* per run
-(:func:`warm_tasks`): a process that imports those modules once (the heavy ones while it is idle) and
-forks a child for each task. The child is the task: the same argv, environment, working folder and
-exit status as the subprocess KFP's local runner would have started, its output streamed back through
-a pipe, its ephemeral component module written where KFP's own shell snippet writes it.
+pyarrow and, in a model task, torch and transformers before its real work: a task that only reaches
+MLflow takes 3.47 s on this 2-core machine, 6.82 s with torch and transformers
+(``bench/task_overhead.py``), paid again by each of a tiny run's 46 tasks; started warm, 1.33 s and
+1.22 s. ``hala run`` starts one *warm starter* per run (:func:`warm_tasks`): a process that imports
+those modules once (the heavy ones while it is idle) and forks a child for each task. The child is the
+task: the same argv, environment, working folder and exit status as the subprocess KFP's local runner
+would have started, its output streamed back through a pipe, its ephemeral component module written
+where KFP's own shell snippet writes it.
 
 Only the command shape KFP's lightweight Python components compile to is taken over
 (:func:`executor_argv`, checked against the command KFP itself compiles); any other command runs as KFP
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -47,6 +49,8 @@ BASE_MODULES = (
 )
 # ... and then one at a time while no task is waiting (the model tasks use them).
 IDLE_MODULES = ("torch", "transformers", "transformers.modeling_utils", "transformers.generation", "datasets")
+# ... and where it is installed (.venv-vllm), vLLM's offline engine: ~8 s a vLLM task does not pay again.
+OPTIONAL_MODULES = ("vllm.entrypoints.llm",)
 # The shell snippet KFP 2.17 compiles a Python component to (its lines, blank ones left out); the local
 # runner puts its interpreter's path where the snippet says python3.
 SCRIPT = (
@@ -100,7 +104,7 @@ def _serve(path: str, runner: int) -> None:
     os.environ["_KFP_RUNTIME"] = "true"  # import KFP as a task does (its runtime subset)
     for name in BASE_MODULES:
         importlib.import_module(name)
-    idle = list(IDLE_MODULES)
+    idle = [*IDLE_MODULES, *(m for m in OPTIONAL_MODULES if importlib.util.find_spec(m.split(".")[0]))]
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
     waiting: dict[int, socket.socket] = {}
