@@ -80,19 +80,22 @@ def test_commands_it_cannot_start_exactly_are_left_to_kfp() -> None:
 def test_tasks_run_in_children_of_the_starter_with_their_environment_folder_and_exit_status(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import json
+
     monkeypatch.chdir(tmp_path)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    cold = json.loads(where(name="HALA_WARM_PROBE").output)  # KFP's own start: sh, then a new python3
+    with pytest.raises(RuntimeError, match="fails"):
+        fails()
     with started_warm() as starter:
         monkeypatch.setenv("HALA_WARM_PROBE", "set after the starter started")
-        import json
-
         first = json.loads(where(name="HALA_WARM_PROBE").output)
         second = json.loads(where(name="HALA_WARM_PROBE").output)
-        assert first["ppid"] == second["ppid"] == starter.process.pid  # forked by the starter
+        assert first["ppid"] == second["ppid"] == starter.process.pid != cold["ppid"]  # forked by the starter
         assert first["pid"] != second["pid"]  # a process per task
         assert first["env"] == "set after the starter started"  # the runner's environment at the task
-        assert first["cwd"] == os.getcwd()
-        with pytest.raises(RuntimeError, match="fails"):
+        assert first["cwd"] == cold["cwd"] == os.getcwd()
+        with pytest.raises(RuntimeError, match="fails"):  # a failing task fails the same way
             fails()
     assert starter.process.poll() is not None  # stopped with the run
 
