@@ -35,7 +35,7 @@ from hala.run_params import apply_overrides
 from hala.stages.context import ENV_RUN_ID, ENV_WORK_ROOT
 from hala_pipelines.graph import build_pipeline
 from hala_pipelines.local_dag import concurrent_dags, limit_tasks
-from hala_pipelines.warm_start import Starter, run_task, warm_tasks
+from hala_pipelines.warm_start import Starter, executor_argv, run_task, warm_tasks
 
 
 @dataclass(frozen=True)
@@ -171,9 +171,10 @@ def _through(starter: Starter, spawn: Callable[..., int]) -> Callable[..., int]:
     """KFP's ``run_local_subprocess``, through ``starter`` wherever it takes the command."""
 
     def run(full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
-        if not starter.takes(full_command):
+        component = executor_argv(full_command)
+        if component is None or not starter.alive():
             return int(spawn(full_command=full_command, env_vars=env_vars))
-        code = run_task(starter.path, full_command, {**os.environ, **(env_vars or {})}, _echo)
+        code = run_task(starter.path, component, {**os.environ, **(env_vars or {})}, _echo)
         print("\n")  # as KFP separates a task's output from what follows
         return code
 

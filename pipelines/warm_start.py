@@ -195,16 +195,16 @@ def _recv_exactly(connection: socket.socket, size: int) -> bytes:
 # --- the runner's side --------------------------------------------------------------------------------
 
 
-def run_task(path: str, command: Sequence[str], env: dict[str, str], echo: Callable[[str], None]) -> int:
-    """Run a component ``command`` through the starter at ``path``: its exit status, output to ``echo``.
+def run_task(
+    path: str, component: tuple[str, list[str]], env: dict[str, str], echo: Callable[[str], None]
+) -> int:
+    """Run a ``component`` (:func:`executor_argv` of its command) through the starter at ``path``.
 
-    Mirrors what KFP's ``run_local_subprocess`` does for the same command: the component source in a
-    fresh ``ephemeral_component.py``, ``_KFP_RUNTIME=true``, stdout and stderr as one stream.
+    Returns its exit status; its output goes to ``echo``. Mirrors what KFP's ``run_local_subprocess``
+    does for the same command: the component source in a fresh ``ephemeral_component.py``,
+    ``_KFP_RUNTIME=true``, stdout and stderr as one stream.
     """
-    parsed = executor_argv(command)
-    if parsed is None:
-        raise ValueError(f"not a lightweight component command: {command[:3]}")
-    source, args = parsed
+    source, args = component
     program = Path(tempfile.mkdtemp())
     module = program / "ephemeral_component.py"
     module.write_text(source)
@@ -262,9 +262,9 @@ class Starter:
     path: str
     process: subprocess.Popen[bytes]
 
-    def takes(self, command: Sequence[str]) -> bool:
-        """Whether this starter can start ``command`` (alive, and the command is a component's)."""
-        return self.process.poll() is None and executor_argv(command) is not None
+    def alive(self) -> bool:
+        """Whether the starter still runs (if not, tasks start as KFP starts them)."""
+        return self.process.poll() is None
 
 
 @contextlib.contextmanager

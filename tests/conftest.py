@@ -63,8 +63,9 @@ def pipeline_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return tracking.start_pipeline_run("hala-test", "test", {}, "kfp-test-run")
 
 
-_TIERS = ("component", "e2e", "server")
+# The tiers beside `unit`, longest first (whole runs, servers, tiny models): the order tests are handed out.
 _ORDER = {"e2e": 0, "server": 1, "component": 2}
+_TIERS = tuple(_ORDER)
 # Fixtures that imply a tier wherever a test uses them (directly or through another fixture).
 _FIXTURE_TIERS = {
     "tiny_models": "component",
