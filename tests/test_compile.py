@@ -325,3 +325,40 @@ def test_every_task_learns_its_run_from_the_pod_not_from_an_input(preset: str) -
     for name, executor in pipeline_doc["deploymentSpec"]["executors"].items():
         env = {e["name"]: e["value"] for e in executor["container"].get("env", [])}
         assert env.get("HALA_EXPERIMENT") == experiment, name
+
+
+def _setter_error_on_a_nested_pipeline() -> str:
+    """KFP's error for a resource setter called on a pipeline used as a component."""
+    from kfp import dsl
+
+    # No annotations: KFP reads them, and this module's are strings (postponed).
+    @dsl.container_component
+    def step():  # type: ignore[no-untyped-def]
+        return dsl.ContainerSpec(image="busybox", command=["true"])
+
+    @dsl.pipeline(name="inner")
+    def inner():  # type: ignore[no-untyped-def]
+        step()
+
+    with pytest.raises(ValueError) as raised:
+
+        @dsl.pipeline(name="outer")
+        def outer():  # type: ignore[no-untyped-def]
+            inner().set_cpu_request("1")
+
+    return str(raised.value)
+
+
+def test_building_the_graph_keeps_kfps_setter_check_and_message() -> None:
+    """build_pipeline names a setter's caller cheaply (graph.py says why); KFP's check stays as it was."""
+    from kfp import dsl
+
+    from hala_pipelines import graph
+
+    kfps = _setter_error_on_a_nested_pipeline()
+    assert kfps.startswith("set_cpu_request can only be used on single-step components")
+    with graph._setters_name_their_caller_cheaply():
+        assert _setter_error_on_a_nested_pipeline() == kfps
+    original = dsl.PipelineTask._ensure_container_spec_exists
+    graph.build_pipeline(load_preset("tiny"))
+    assert dsl.PipelineTask._ensure_container_spec_exists is original  # put back once the graph is built
