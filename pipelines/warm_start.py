@@ -39,16 +39,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
-# Imported before the first task is started (every task uses them) ...
+# Imported before the first task is started (every task uses them: KFP's executor, MLflow's client and
+# its SQL store with the GitPython it tags each run's source commit with, pyarrow) ...
 BASE_MODULES = (
     "kfp.dsl.executor_main",
     "mlflow",
     "mlflow.tracking",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "git",
     "pyarrow.parquet",
     "hala.stages.context",
 )
-# ... and then one at a time while no task is waiting (the model tasks use them).
-IDLE_MODULES = ("torch", "transformers", "transformers.modeling_utils", "transformers.generation", "datasets")
+# ... and then one at a time while no task is waiting, what the model tasks import: torch, transformers
+# with its generation code (scikit-learn, SciPy), PEFT and TRL (SFT, merge), NLTK (the translation metrics),
+# LightEval's Arabic task configs (evaluate, contamination: 3 s each). Not LightEval's pipeline and model
+# modules: importing its transformers model turns autograd off process-wide.
+IDLE_MODULES = (
+    "torch",
+    "transformers",
+    "transformers.modeling_utils",
+    "transformers.generation.utils",
+    "datasets",
+    "peft",
+    "trl",
+    "nltk",
+    "lighteval.tasks.multilingual.tasks.arabic",
+)
 # ... and where it is installed (.venv-vllm), vLLM's offline engine: ~8 s a vLLM task does not pay again.
 OPTIONAL_MODULES = ("vllm.entrypoints.llm",)
 # The shell snippet KFP 2.17 compiles a Python component to (its lines, blank ones left out); the local
@@ -103,7 +119,7 @@ def _serve(path: str, runner: int) -> None:
     listener.listen(64)
     os.environ["_KFP_RUNTIME"] = "true"  # import KFP as a task does (its runtime subset)
     for name in BASE_MODULES:
-        importlib.import_module(name)
+        preload(name)
     idle = [*IDLE_MODULES, *(m for m in OPTIONAL_MODULES if importlib.util.find_spec(m.split(".")[0]))]
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
@@ -117,8 +133,18 @@ def _serve(path: str, runner: int) -> None:
             pid = _fork_task(listener, connection)
             waiting[pid] = connection
         elif idle:
-            importlib.import_module(idle.pop(0))
+            preload(idle.pop(0))
         _reap(waiting)
+
+
+def preload(name: str) -> None:
+    """Import ``name`` for the tasks to come; one that fails to import is left to the task that needs it.
+
+    (The task then imports it itself and meets the same error, or handles it, as it would started cold:
+    MLflow, say, runs without GitPython where no ``git`` executable is found.)
+    """
+    with contextlib.suppress(Exception):
+        importlib.import_module(name)
 
 
 def _fork_task(listener: socket.socket, connection: socket.socket) -> int:

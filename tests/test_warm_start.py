@@ -129,3 +129,29 @@ def test_the_starter_ends_with_its_run_even_when_the_run_is_killed() -> None:
         time.sleep(0.2)
     os.kill(starter, signal.SIGKILL)
     pytest.fail("the warm starter outlived its killed run by a minute")
+
+
+@pytest.mark.component
+def test_what_the_starter_imports_starts_no_thread_and_keeps_autograd_on() -> None:
+    """Forking is safe only from a process with one thread; a task must find torch as a fresh one would."""
+    import subprocess
+
+    code = (
+        "import os, threading\n"
+        "os.environ['_KFP_RUNTIME'] = 'true'\n"
+        "from hala_pipelines.warm_start import BASE_MODULES, IDLE_MODULES, preload\n"
+        "for name in (*BASE_MODULES, *IDLE_MODULES):\n"
+        "    __import__(name)  # each must import here (preload would hide a failure)\n"
+        "import torch\n"
+        "print(len(threading.enumerate()), torch.is_grad_enabled())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "True"]
+
+
+def test_a_module_that_fails_to_import_is_left_to_the_task() -> None:
+    from hala_pipelines.warm_start import preload
+
+    preload("hala_no_such_module")  # the starter goes on; the task meets the ImportError itself
+    assert "hala_no_such_module" not in sys.modules
