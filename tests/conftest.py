@@ -12,6 +12,11 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+# make test runs a worker per core (pytest-xdist): one math thread each, as `hala run` gives each task. With
+# torch's default of a thread per core, workers' OpenMP threads spin against each other: the judge test
+# that takes 7 s alone took 50-70 s beside the other worker.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures" / "sources"
