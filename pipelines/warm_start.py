@@ -3,12 +3,12 @@
 Every task of a local run is a new ``python3 -m kfp.dsl.executor_main`` process that imports KFP,
 MLflow, pyarrow and, in a model task, torch and transformers before its real work: a task that only
 reaches MLflow takes 3.61 s on this 2-core machine, 7.86 s with torch and transformers
-(``bench/task_overhead.py``), paid again by each of a tiny run's 46 tasks; started warm, 0.23 s. ``hala
-run`` starts one *warm starter* per run (:func:`warm_tasks`): a process that imports those modules once
-(the heavy ones while it is idle) and forks a child for each task. The child is the task: the same argv,
-environment, working folder and exit status as the subprocess KFP's local runner would have started, its
-output streamed back through a pipe, its ephemeral component module written where KFP's own shell
-snippet writes it.
+(``bench/task_overhead.py``), paid again by each of a tiny run's 46 tasks; started warm, 0.23 s.
+``hala run`` starts one *warm starter* per run (:func:`warm_tasks`): a process that imports those
+modules once (the heavy ones while it is idle) and forks a child for each task. The child is the task:
+the same argv, environment, working folder and exit status as the subprocess KFP's local runner would
+have started, its output streamed back through a pipe, its ephemeral component module written where
+KFP's own shell snippet writes it.
 
 Only the command shape KFP's lightweight Python components compile to is taken over
 (:func:`executor_argv`, checked against the command KFP itself compiles); any other command runs as KFP

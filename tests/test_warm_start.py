@@ -139,7 +139,7 @@ def test_what_the_starter_imports_starts_no_thread_and_keeps_autograd_on() -> No
     code = (
         "import os, threading\n"
         "os.environ['_KFP_RUNTIME'] = 'true'\n"
-        "from hala_pipelines.warm_start import BASE_MODULES, IDLE_MODULES, preload\n"
+        "from hala_pipelines.warm_start import BASE_MODULES, IDLE_MODULES\n"
         "for name in (*BASE_MODULES, *IDLE_MODULES):\n"
         "    __import__(name)  # each must import here (preload would hide a failure)\n"
         "import torch\n"
